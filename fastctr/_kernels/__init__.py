@@ -1,0 +1,1 @@
+"""numba kernels: pure functions over contiguous numpy arrays, state updated in place."""
