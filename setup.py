@@ -20,6 +20,7 @@ setup(
     ext_modules=cythonize(
         extensions,
         language_level=3,
+        include_path=["src_ext"],
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     )
 )

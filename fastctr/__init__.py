@@ -1,4 +1,20 @@
 """fastctr: fast online click-through-rate learning over hashed sparse rows."""
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+from fastctr._rows import HashedRows
+from fastctr.exceptions import ModelFileError, NotFittedError
+from fastctr.ftrl import FTRLClassifier
+from fastctr.hashing import FeatureHasher
+from fastctr.readers import ParseError, read_criteo
+
+__all__ = [
+    "FTRLClassifier",
+    "FeatureHasher",
+    "HashedRows",
+    "ModelFileError",
+    "NotFittedError",
+    "ParseError",
+    "__version__",
+    "read_criteo",
+]

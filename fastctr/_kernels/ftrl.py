@@ -1,0 +1,67 @@
+"""FTRL-Proximal logistic regression kernels (McMahan et al. 2013, Algorithm 1).
+
+State ``zn`` is float64 of shape (2**bits, 2): z and n of a bucket side by side, so one
+update touches one cache line. ``hp`` is float64 [alpha, beta, l1, l2].
+"""
+import numpy as np
+from numba import njit
+
+MARGIN_CLIP = 35.0  # |margin| beyond this changes p by < 1e-15; keeps exp finite
+
+
+@njit(cache=True, inline="always")
+def sigmoid(m):
+    m = min(max(m, -MARGIN_CLIP), MARGIN_CLIP)
+    return 1.0 / (1.0 + np.exp(-m))
+
+
+@njit(cache=True, inline="always")
+def weight(zn, i, hp):
+    """The per-coordinate weight w_i of Algorithm 1: exactly 0 when |z_i| <= l1."""
+    z = zn[i, 0]
+    if abs(z) <= hp[2]:
+        return 0.0
+    return -(z - np.sign(z) * hp[2]) / ((hp[1] + np.sqrt(zn[i, 1])) / hp[0] + hp[3])
+
+
+@njit(cache=True)
+def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
+    """One sequential pass; p_out[r] gets the probability row r had before it was learned."""
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    w = np.empty(longest)  # the row's weights before its update (Algorithm 1's w_t)
+    alpha = hp[0]
+    for r in range(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        m = 0.0
+        for j in range(a, b):
+            w[j - a] = weight(zn, indices[j], hp)
+            m += w[j - a] * values[j]
+        p = sigmoid(m)
+        p_out[r] = p
+        g_row = (p - labels[r]) * weights[r]
+        for j in range(a, b):
+            i = indices[j]
+            g = g_row * values[j]
+            n = zn[i, 1]
+            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
+            zn[i, 0] += g - sigma * w[j - a]
+            zn[i, 1] = n + g * g
+
+
+@njit(cache=True)
+def ftrl_margin(indptr, indices, values, zn, hp, out):
+    """Margins w . x of every row, without changing the state."""
+    for r in range(indptr.shape[0] - 1):
+        m = 0.0
+        for j in range(indptr[r], indptr[r + 1]):
+            m += weight(zn, indices[j], hp) * values[j]
+        out[r] = m
+
+
+@njit(cache=True)
+def ftrl_weights(zn, hp, out):
+    """Materialised weights of every bucket (for coef_ and serving exports)."""
+    for i in range(zn.shape[0]):
+        out[i] = weight(zn, i, hp)

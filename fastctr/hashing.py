@@ -1,0 +1,178 @@
+"""FeatureHasher: field values to hashed sparse rows (the hashing trick, VW style).
+
+The spec, so that another language can reproduce it bit for bit (MurmurHash3 x86_32,
+unsigned, little-endian):
+
+* a field's seed is ``murmur3_32(utf8(field_name), seed=hash_seed)``;
+* a categorical value's bucket is ``murmur3_32(utf8(value), seed=field_seed) & (2**bits - 1)``;
+* a numeric value ``x`` with ``numeric_transform="bin"`` becomes the token
+  ``b = floor(x) if x <= 2 else 3 + floor(log(x)**2)`` (the Criteo winners' binning, shifted so
+  bins never collide with small raw values), hashed as the 8 little-endian bytes of ``b`` as
+  an int64; with ``"value"`` or ``"log1p"`` the field has one bucket ``field_seed & mask``
+  carrying ``x`` or ``sign(x) * log1p(|x|)``;
+* a missing value (absent, empty, None, NaN) emits nothing;
+* the bias is always present: bucket ``murmur3_32(b"", seed=hash_seed) & mask``, value 1;
+* a cross ``a x b`` of two present fields has bucket
+  ``murmur3_32(le32(h_b), seed=h_a) & mask`` where ``h_a``, ``h_b`` are the fields' full 32-bit
+  hashes (before the mask), and value ``v_a * v_b``;
+* a row lists the bias (field id 0), then the present fields in schema order (field id
+  ``1 + position``), then the present crosses (field id ``1 + n_fields + cross position``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fastctr._ext._hash import hash_dict_rows, murmur3_32
+from fastctr._rows import HashedRows
+
+CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
+CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
+CRITEO_FIELDS = CRITEO_NUMERIC + CRITEO_CATEGORICAL
+NUMERIC_TRANSFORMS = ("bin", "value", "log1p")
+
+
+class FeatureHasher:
+    """Hash rows of named fields into ``2**bits`` buckets.
+
+    Parameters
+    ----------
+    fields : sequence of str, optional
+        Field names in schema order. Defaults to the Criteo schema (I1..I13, C1..C26).
+    numeric : sequence of str, optional
+        The numeric fields among ``fields``; the others are categorical. Defaults to I1..I13
+        for the Criteo schema and to none otherwise.
+    bits : int, default=22
+        Hash table size is ``2**bits``; 18 to 30.
+    hash_seed : int, default=0
+        Seed of every field's hash.
+    numeric_transform : {"bin", "value", "log1p"}, default="bin"
+        How numeric values become features (see the module docstring).
+    crosses : sequence of (str, str), default=()
+        Field pairs whose values are crossed into one extra feature.
+
+    Examples
+    --------
+    >>> hasher = FeatureHasher(bits=18)
+    >>> rows = hasher.transform([{"I1": 3, "C1": "68fd1e64"}, {"C2": "80e26c9b"}])
+    >>> rows.n_rows, rows.nnz          # each row has the bias plus its present fields
+    (2, 5)
+    >>> rows.fields.tolist()
+    [0, 1, 14, 0, 15]
+    """
+
+    def __init__(
+        self,
+        fields: Sequence[str] | None = None,
+        numeric: Sequence[str] | None = None,
+        bits: int = 22,
+        hash_seed: int = 0,
+        numeric_transform: str = "bin",
+        crosses: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.fields = tuple(CRITEO_FIELDS if fields is None else fields)
+        if numeric is None:
+            numeric = CRITEO_NUMERIC if fields is None else ()
+        self.numeric = tuple(numeric)
+        self.bits = bits
+        self.hash_seed = hash_seed
+        self.numeric_transform = numeric_transform
+        self.crosses = tuple(tuple(pair) for pair in crosses)
+        self._validate()
+        self._spec = self._build_spec()
+
+    def _validate(self) -> None:
+        if not isinstance(self.bits, (int, np.integer)) or not 18 <= self.bits <= 30:
+            raise ValueError(f"bits must be an int in 18..30. Got {self.bits!r} instead.")
+        if not isinstance(self.hash_seed, (int, np.integer)) or not 0 <= self.hash_seed < 2**32:
+            raise ValueError(f"hash_seed must be an int in [0, 2**32). Got {self.hash_seed!r}.")
+        if self.numeric_transform not in NUMERIC_TRANSFORMS:
+            raise ValueError(
+                f"numeric_transform must be one of {NUMERIC_TRANSFORMS}. "
+                f"Got {self.numeric_transform!r} instead."
+            )
+        if not self.fields or len(set(self.fields)) != len(self.fields):
+            raise ValueError("fields must be a non-empty sequence of distinct names")
+        if any(not isinstance(f, str) or not f for f in self.fields):
+            raise ValueError("every field name must be a non-empty str")
+        known = set(self.fields)
+        for name in self.numeric:
+            if name not in known:
+                raise ValueError(f"numeric field {name!r} is not among the fields {self.fields}")
+        for pair in self.crosses:
+            if len(pair) != 2 or any(name not in known for name in pair):
+                raise ValueError(f"cross {pair!r} must name two of the fields {self.fields}")
+        if 1 + len(self.fields) + len(self.crosses) > 2**16:
+            raise ValueError("at most 65535 fields and crosses together")
+
+    def _build_spec(self) -> tuple:
+        # The tuple layout is read by src_ext/rowspec.pxd:make_spec.
+        position = {name: i for i, name in enumerate(self.fields)}
+        seeds = np.array([murmur3_32(f, self.hash_seed) for f in self.fields], np.uint32)
+        numeric = np.array([f in set(self.numeric) for f in self.fields], np.int8)
+        crosses = np.array(
+            [[position[a] for a, _ in self.crosses], [position[b] for _, b in self.crosses]],
+            np.int32,
+        ).reshape(2, len(self.crosses))
+        return (
+            seeds,
+            numeric,
+            np.ascontiguousarray(crosses),
+            self.mask,
+            self.bias_bucket,
+            NUMERIC_TRANSFORMS.index(self.numeric_transform),
+        )
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.bits) - 1
+
+    @property
+    def bias_bucket(self) -> int:
+        return murmur3_32(b"", self.hash_seed) & self.mask
+
+    @property
+    def n_fields(self) -> int:
+        """Number of field ids a row can carry: bias + fields + crosses."""
+        return 1 + len(self.fields) + len(self.crosses)
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-serialisable (used by model files)."""
+        return {
+            "fields": list(self.fields),
+            "numeric": list(self.numeric),
+            "bits": int(self.bits),
+            "hash_seed": int(self.hash_seed),
+            "numeric_transform": self.numeric_transform,
+            "crosses": [list(pair) for pair in self.crosses],
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FeatureHasher) and self.get_params() == other.get_params()
+
+    def __repr__(self) -> str:
+        return f"FeatureHasher(n_fields={len(self.fields)}, bits={self.bits}, crosses={len(self.crosses)})"
+
+    def __reduce__(self):
+        return (_hasher_from_params, (self.get_params(),))
+
+    def transform(self, rows: Iterable[dict] | Any) -> HashedRows:
+        """Hash dict rows (or a pandas DataFrame) into HashedRows; labels are not set."""
+        records = _records(rows)
+        indptr, indices, values, fields = hash_dict_rows(records, self._spec, self.fields)
+        return HashedRows(indptr, indices, values, fields)
+
+
+def _hasher_from_params(params: dict) -> FeatureHasher:
+    return FeatureHasher(**params)
+
+
+def _records(rows) -> list:
+    """Dict rows as a list; a DataFrame becomes its records (NaN is missing)."""
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+        return rows.to_dict("records")
+    if isinstance(rows, dict):
+        raise TypeError("transform takes a sequence of dict rows; wrap a single row in a list")
+    return rows if isinstance(rows, list) else list(rows)

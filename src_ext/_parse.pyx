@@ -1,0 +1,149 @@
+# cython: language_level=3
+"""Delimited log lines (Criteo TSV, CSV) straight from bytes into hashed CSR rows.
+
+One call parses whole lines from ``buf[start:]`` until ``max_rows`` rows are written or no
+complete line is left; the GIL is released while it runs and no Python object is made per
+token. Errors are reported as codes with their position; the Python reader words them.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport strtod
+from libc.string cimport memchr
+
+from rowspec cimport Spec, make_spec, hash_token, hash_number, emit_row
+
+import numpy as np
+
+cpdef enum ColumnRole:
+    # Roles in col_field; values >= 0 are field indices.
+    LABEL = -1
+    IGNORE = -2
+
+cpdef enum ParseErrorCode:
+    # Error codes, worded by fastctr.readers.
+    ERR_TOO_MANY_FIELDS = 1
+    ERR_BAD_LABEL = 2
+    ERR_BAD_NUMBER = 3
+    ERR_MISSING_LABEL = 4
+
+
+cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
+    """Decimal integer fast path, strtod for the rest (the token is followed by a delimiter)."""
+    cdef Py_ssize_t i = 0
+    cdef int64_t acc = 0
+    cdef bint neg = False
+    cdef char* endp
+    if p[0] == c'-':
+        neg = True
+        i = 1
+    if i < n and n - i <= 18:
+        while i < n and c'0' <= p[i] <= c'9':
+            acc = acc * 10 + (p[i] - c'0')
+            i += 1
+        if i == n and not (neg and n == 1):
+            out[0] = -acc if neg else acc
+            return True
+    out[0] = strtod(<const char*>p, &endp)
+    return endp == <const char*>(p + n) and out[0] == out[0]
+
+
+def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1] col_field,
+                    tuple spec, unsigned char sep, tuple out, bint skip_errors,
+                    int64_t[:, ::1] errors):
+    """Parse complete lines of ``buf[start:]`` into ``out`` = (indptr, indices, values,
+    fields, labels), starting at row 0 of ``out``.
+
+    Returns (n_rows, end, n_lines, n_errors): rows written, the offset after the last consumed
+    line, lines consumed (blank and bad lines included) and errors seen. Each error is
+    recorded in ``errors`` (while rows are left) as (line index from ``start``, column, code,
+    token start, token end). Without ``skip_errors`` parsing stops at the first error.
+    """
+    cdef Spec s = make_spec(spec)
+    cdef int64_t[::1] indptr = out[0]
+    cdef int32_t[::1] indices = out[1]
+    cdef float[::1] values = out[2]
+    cdef uint16_t[::1] fields = out[3]
+    cdef float[::1] labels = out[4]
+    cdef Py_ssize_t max_rows = labels.shape[0], n_cols = col_field.shape[0]
+    cdef Py_ssize_t end = buf.shape[0], pos = start, n_rows = 0, n_lines = 0, n_err = 0
+    cdef Py_ssize_t line_end, le, a, b, col, k, err
+    cdef int32_t cf
+    cdef double x
+    cdef float label
+    cdef const uint8_t* base = &buf[0] if end > 0 else NULL
+    cdef const uint8_t* nl
+    h_a = np.empty(max(s.n_fields, 1), np.uint32)
+    v_a = np.empty(max(s.n_fields, 1), np.float32)
+    present_a = np.zeros(max(s.n_fields, 1), np.uint8)
+    cdef uint32_t[::1] h = h_a
+    cdef float[::1] v = v_a
+    cdef uint8_t[::1] present = present_a
+    with nogil:
+        k = indptr[0]
+        while n_rows < max_rows and pos < end:
+            nl = <const uint8_t*>memchr(base + pos, c'\n', end - pos)
+            if nl == NULL:
+                break
+            line_end = nl - base
+            le = line_end
+            if le > pos and base[le - 1] == c'\r':
+                le -= 1
+            n_lines += 1
+            if le == pos:  # blank line
+                pos = line_end + 1
+                continue
+            present[:] = 0
+            label = 0.0
+            err = 0
+            col = 0
+            a = pos
+            while True:
+                b = a
+                while b < le and base[b] != sep:
+                    b += 1
+                if col >= n_cols:
+                    err = ERR_TOO_MANY_FIELDS
+                    break
+                cf = col_field[col]
+                if cf >= 0:
+                    if b > a:
+                        if s.field_numeric[cf]:
+                            if not parse_number(base + a, b - a, &x):
+                                err = ERR_BAD_NUMBER
+                                break
+                            hash_number(&s, cf, x, &h[0], &v[0])
+                        else:
+                            hash_token(&s, cf, base + a, b - a, &h[0], &v[0])
+                        present[cf] = 1
+                elif cf == LABEL:
+                    if b == a:
+                        err = ERR_MISSING_LABEL
+                        break
+                    if b - a == 1 and (base[a] == c'0' or base[a] == c'1'):
+                        label = base[a] - c'0'
+                    elif b - a == 2 and base[a] == c'-' and base[a + 1] == c'1':
+                        label = 0.0
+                    else:
+                        err = ERR_BAD_LABEL
+                        break
+                col += 1
+                if b >= le:
+                    break
+                a = b + 1
+            if err:
+                if n_err < errors.shape[0]:
+                    errors[n_err, 0] = n_lines - 1
+                    errors[n_err, 1] = col
+                    errors[n_err, 2] = err
+                    errors[n_err, 3] = a
+                    errors[n_err, 4] = b
+                n_err += 1
+                if not skip_errors:
+                    break
+                pos = line_end + 1
+                continue
+            k += emit_row(&s, &h[0], &v[0], &present[0], &indices[k], &values[k], &fields[k])
+            labels[n_rows] = label
+            n_rows += 1
+            indptr[n_rows] = k
+            pos = line_end + 1
+    return n_rows, pos, n_lines, n_err

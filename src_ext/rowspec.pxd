@@ -1,0 +1,201 @@
+# cython: language_level=3
+"""Shared C-level pieces of the hashing spec: MurmurHash3 x86_32 and the row builder.
+
+Included (cimported by name) by every extension in src_ext/ so that the TSV parser, the
+dict-row hasher and the serving scorer hash a row in exactly one way.
+"""
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy
+from libc.math cimport log, floor, log1p, fabs
+
+cimport numpy as cnp
+
+# Numeric transforms (FeatureHasher.numeric): binned token, one bucket with the raw value,
+# one bucket with sign(x) * log1p(|x|).
+cdef enum:
+    NUM_BIN = 0
+    NUM_VALUE = 1
+    NUM_LOG1P = 2
+
+
+cdef inline uint32_t _rotl32(uint32_t x, int r) nogil:
+    return (x << r) | (x >> (32 - r))
+
+
+cdef inline uint32_t murmur3_32(const uint8_t* data, Py_ssize_t n, uint32_t seed) noexcept nogil:
+    """MurmurHash3 x86_32, bit for bit the same as mmh3.hash(data, seed, signed=False)."""
+    cdef uint32_t h = seed, k
+    cdef uint32_t c1 = <uint32_t>0xcc9e2d51u, c2 = <uint32_t>0x1b873593u
+    cdef Py_ssize_t nblocks = n // 4, i
+    for i in range(nblocks):
+        memcpy(&k, data + 4 * i, 4)  # unaligned little-endian load
+        k *= c1
+        k = _rotl32(k, 15)
+        k *= c2
+        h ^= k
+        h = _rotl32(h, 13)
+        h = h * 5 + <uint32_t>0xe6546b64u
+    cdef const uint8_t* tail = data + 4 * nblocks
+    k = 0
+    cdef int rest = n & 3
+    if rest == 3:
+        k ^= (<uint32_t>tail[2]) << 16
+    if rest >= 2:
+        k ^= (<uint32_t>tail[1]) << 8
+    if rest >= 1:
+        k ^= tail[0]
+        k *= c1
+        k = _rotl32(k, 15)
+        k *= c2
+        h ^= k
+    h ^= <uint32_t>n
+    h ^= h >> 16
+    h *= <uint32_t>0x85ebca6bu
+    h ^= h >> 13
+    h *= <uint32_t>0xc2b2ae35u
+    h ^= h >> 16
+    return h
+
+
+cdef struct Spec:
+    # Everything needed to turn one row's field values into hashed features.
+    Py_ssize_t n_fields
+    Py_ssize_t n_crosses
+    const uint32_t* field_seed   # murmur3(field name, hash_seed)
+    const int8_t* field_numeric  # 1 for numeric fields, 0 for categorical
+    const int32_t* cross_a       # crossed field pairs (indices into fields)
+    const int32_t* cross_b
+    uint32_t mask                # 2**bits - 1
+    uint32_t bias_bucket
+    int numeric_mode             # NUM_BIN / NUM_VALUE / NUM_LOG1P
+
+
+cdef inline Spec make_spec(tuple arrays):
+    """Point a Spec at the arrays of FeatureHasher._spec (which must outlive it)."""
+    cdef cnp.ndarray seeds = arrays[0], numeric = arrays[1], crosses = arrays[2]
+    cdef Spec s
+    s.n_fields = seeds.shape[0]
+    s.n_crosses = crosses.shape[1]
+    s.field_seed = <const uint32_t*>cnp.PyArray_DATA(seeds)
+    s.field_numeric = <const int8_t*>cnp.PyArray_DATA(numeric)
+    s.cross_a = <const int32_t*>cnp.PyArray_DATA(crosses)
+    s.cross_b = s.cross_a + s.n_crosses
+    s.mask = arrays[3]
+    s.bias_bucket = arrays[4]
+    s.numeric_mode = arrays[5]
+    return s
+
+
+cdef inline int64_t numeric_bin(double x) noexcept nogil:
+    """Criteo winners' binning: small values are their own token, larger ones int(log(x)**2).
+
+    Bins of x > 2 are shifted by 3 so that they never collide with the raw tokens x <= 2.
+    """
+    if x > 2.0:
+        return 3 + <int64_t>floor(log(x) * log(x))
+    return <int64_t>floor(x)
+
+
+cdef inline void hash_token(const Spec* s, Py_ssize_t f, const uint8_t* tok, Py_ssize_t n,
+                            uint32_t* h, float* v) noexcept nogil:
+    """Categorical field f: full 32-bit hash of the token's bytes, value 1."""
+    h[f] = murmur3_32(tok, n, s.field_seed[f])
+    v[f] = 1.0
+
+
+cdef inline void hash_number(const Spec* s, Py_ssize_t f, double x,
+                             uint32_t* h, float* v) noexcept nogil:
+    """Numeric field f: a binned token (int64 little-endian bytes) or one bucket carrying x."""
+    cdef int64_t b
+    if s.numeric_mode == NUM_BIN:
+        b = numeric_bin(x)
+        h[f] = murmur3_32(<const uint8_t*>&b, 8, s.field_seed[f])
+        v[f] = 1.0
+    else:
+        h[f] = s.field_seed[f]
+        if s.numeric_mode == NUM_VALUE:
+            v[f] = <float>x
+        else:
+            v[f] = <float>(log1p(fabs(x)) if x >= 0 else -log1p(fabs(x)))
+
+
+cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v,
+                                const uint8_t* present, int32_t* idx, float* val,
+                                uint16_t* fld) noexcept nogil:
+    """Write the bias, the present fields and the crosses of one row; return its length.
+
+    Layout of a row: bias first (field 0), then fields in schema order (field f + 1), then
+    crosses (field 1 + n_fields + c). A cross a x b hashes b's 32-bit hash (4 bytes,
+    little-endian) seeded by a's 32-bit hash.
+    """
+    cdef Py_ssize_t f, c, a, b, k = 1
+    cdef uint32_t hb
+    idx[0] = s.bias_bucket
+    val[0] = 1.0
+    fld[0] = 0
+    for f in range(s.n_fields):
+        if present[f]:
+            idx[k] = h[f] & s.mask
+            val[k] = v[f]
+            fld[k] = f + 1
+            k += 1
+    for c in range(s.n_crosses):
+        a = s.cross_a[c]
+        b = s.cross_b[c]
+        if present[a] and present[b]:
+            hb = h[b]
+            idx[k] = murmur3_32(<const uint8_t*>&hb, 4, h[a]) & s.mask
+            val[k] = v[a] * v[b]
+            fld[k] = 1 + s.n_fields + c
+            k += 1
+    return k
+
+
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+
+cdef inline bint _is_missing(object x):
+    return x is None or (type(x) is float and x != x) or (type(x) is str and len(<str>x) == 0)
+
+
+cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, uint32_t* h, float* v,
+                                 uint8_t* present, int32_t* idx, float* val,
+                                 uint16_t* fld) except -1:
+    """Hash one dict row {field name: value}; missing keys, None, NaN and '' emit nothing.
+
+    Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
+    hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
+    """
+    cdef Py_ssize_t f, n
+    cdef PyObject* item
+    cdef object x
+    cdef const char* p
+    for f in range(s.n_fields):
+        item = PyDict_GetItem(row, keys[f])
+        present[f] = 0
+        if item == NULL:
+            continue
+        x = <object>item
+        if _is_missing(x):
+            continue
+        present[f] = 1
+        if s.field_numeric[f]:
+            try:
+                hash_number(s, f, float(x), h, v)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"field {keys[f]!r} is numeric but got {x!r}; pass a number or leave it out"
+                ) from None
+        elif type(x) is str:
+            p = PyUnicode_AsUTF8AndSize(x, &n)
+            hash_token(s, f, <const uint8_t*>p, n, h, v)
+        elif type(x) is bytes:
+            hash_token(s, f, <const uint8_t*>PyBytes_AS_STRING(x), PyBytes_GET_SIZE(x), h, v)
+        else:
+            x = str(x)
+            p = PyUnicode_AsUTF8AndSize(x, &n)
+            hash_token(s, f, <const uint8_t*>p, n, h, v)
+    return emit_row(s, h, v, present, idx, val, fld)
