@@ -6,7 +6,9 @@ from fastctr._rows import HashedRows
 from fastctr.exceptions import ModelFileError, NotFittedError
 from fastctr.ftrl import FTRLClassifier
 from fastctr.hashing import FeatureHasher
+from fastctr.persist import load
 from fastctr.readers import ParseError, read_criteo
+from fastctr.training import train
 
 __all__ = [
     "FTRLClassifier",
@@ -16,5 +18,7 @@ __all__ = [
     "NotFittedError",
     "ParseError",
     "__version__",
+    "load",
     "read_criteo",
+    "train",
 ]

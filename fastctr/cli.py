@@ -1,0 +1,174 @@
+"""The ``fastctr`` command: train, predict and evaluate CTR models on click logs.
+
+Progress and logs go to stderr; predictions and reports go to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from fastctr import metrics
+from fastctr.ftrl import FTRLClassifier
+from fastctr.persist import load
+from fastctr.readers import read_criteo
+from fastctr.training import train
+
+log = logging.getLogger("fastctr")
+
+#: model name on the command line -> estimator class
+MODELS = {"ftrl": FTRLClassifier}
+FORMATS = ("criteo",)
+SYNTHETIC_ROWS = 1_000_000
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fastctr", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("train", help="train a model on click logs (or the synthetic stream)")
+    tr.add_argument("data", nargs="*", help="log files ('-' for stdin; gzip detected). "
+                    "None: the embedded synthetic Criteo-schema stream")
+    tr.add_argument("-o", "--output", help="where to write the model file")
+    tr.add_argument("--model", choices=sorted(MODELS), default="ftrl")
+    tr.add_argument("--rows", type=int, default=SYNTHETIC_ROWS,
+                    help=f"rows of the synthetic stream (default {SYNTHETIC_ROWS:,})")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
+    tr.add_argument("--epochs", type=int, help="passes over the data")
+    tr.add_argument("--report-every", type=int, default=100_000, help="rows between report lines")
+    tr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="any model parameter, e.g. --param k=8 (repeatable)")
+    for name in ("alpha", "beta", "l1", "l2"):
+        tr.add_argument(f"--{name}", type=float, help=f"FTRL {name}")
+    tr.add_argument("--bits", type=int, help="hash table size 2**bits (18..30)")
+    _data_options(tr)
+
+    pr = sub.add_parser("predict", help="write one click probability per line to stdout")
+    pr.add_argument("model")
+    pr.add_argument("data", nargs="+")
+    _data_options(pr)
+
+    ev = sub.add_parser("eval", help="AUC, log loss, normalized entropy, calibration")
+    ev.add_argument("model")
+    ev.add_argument("data", nargs="+")
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
+    _data_options(ev)
+    return parser
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="criteo", help="log format")
+    p.add_argument("--batch-size", type=int, default=100_000)
+    p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                   help="bad lines: stop with the file, line and field, or skip and count them")
+
+
+def _batches(args, hasher, sources: Sequence) -> Iterator:
+    for source in sources:
+        yield from read_criteo(source, hasher, batch_size=args.batch_size, on_error=args.on_error)
+
+
+def _model_params(args) -> dict:
+    params = {k: getattr(args, k) for k in ("alpha", "beta", "l1", "l2", "bits", "epochs")
+              if getattr(args, k) is not None}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"fastctr: --param takes NAME=VALUE, got {item!r}")
+        params[name] = json.loads(value) if value[:1] in "[{\"0123456789-" or value in (
+            "true", "false", "null") else value
+    return params
+
+
+def cmd_train(args) -> int:
+    model = MODELS[args.model]()
+    model.set_params(**_model_params(args))
+    if args.data:
+        if "-" in args.data and model.epochs > 1:
+            raise SystemExit("fastctr: stdin can be read once only: use --epochs 1 with '-'")
+        sources, what = args.data, ", ".join(args.data)
+    else:
+        from fastctr.datasets import make_criteo
+
+        sources = [make_criteo(args.rows, seed=args.seed)]
+        what = f"synthetic Criteo-schema stream ({args.rows:,} rows, seed {args.seed})"
+        if model.epochs > 1:
+            sources = [make_criteo(args.rows, seed=args.seed) for _ in range(model.epochs)]
+    log.info("training %r on %s", model, what)
+    passes = sources if not args.data else itertools.chain.from_iterable(
+        itertools.repeat(args.data, model.epochs))
+    report = train(model, _batches(args, model.hasher_, list(passes)),
+                   report_every=args.report_every)
+    log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
+             f"{report['rows_per_s']:,.0f}")
+    print(json.dumps({"progressive": _rounded(report)}, indent=2))
+    if args.output:
+        model.save(args.output)
+        log.info("model written to %s", args.output)
+    return 0
+
+
+def _predictions(args):
+    model = load(args.model)
+    for batch in _batches(args, model.hasher_, args.data):
+        yield batch, model.predict_proba(batch)[:, 1]
+
+
+def cmd_predict(args) -> int:
+    out = sys.stdout
+    for _, p in _predictions(args):
+        out.write("\n".join(map("{:.6f}".format, p)))
+        out.write("\n")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    ys, ps = [], []
+    for batch, p in _predictions(args):
+        if batch.labels is None:
+            raise SystemExit("fastctr: eval needs labelled data (a label column)")
+        ys.append(batch.labels)
+        ps.append(p)
+    y, p = np.concatenate(ys), np.concatenate(ps)
+    report = {
+        "rows": int(y.shape[0]),
+        "auc": metrics.roc_auc(y, p),
+        "log_loss": metrics.log_loss(y, p),
+        "normalized_entropy": metrics.normalized_entropy(y, p),
+        "calibration": metrics.calibration(y, p),
+        "ctr": float(y.mean()),
+    }
+    if args.json:
+        print(json.dumps(_rounded(report)))
+    else:
+        for key, value in _rounded(report).items():
+            print(f"{key:<20} {value}")
+    return 0
+
+
+def _rounded(report: dict) -> dict:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in report.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval}
+    try:
+        return commands[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        log.error("fastctr %s: %s", args.command, e)
+        return 2
+    except BrokenPipeError:  # e.g. `fastctr predict ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

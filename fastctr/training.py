@@ -1,0 +1,90 @@
+"""Streaming training with progressive validation and progress reporting."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from fastctr._base import OnlineClassifier
+from fastctr._rows import HashedRows
+from fastctr.metrics import ProgressiveValidation
+
+log = logging.getLogger(__name__)
+
+
+class Progress:
+    """A one-line progress display (rows, rows/s, progressive log loss) on a terminal.
+
+    Redrawn at most every ``interval`` seconds; silent when ``stream`` is not a terminal,
+    where the periodic report lines go to ``logging`` instead.
+    """
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None,
+                 interval: float = 0.2) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.interval = interval
+        self.start = self._last = time.perf_counter()
+
+    def update(self, rows: int, log_loss: float) -> None:
+        now = time.perf_counter()
+        if self.enabled and now - self._last >= self.interval:
+            self._last = now
+            rate = rows / max(now - self.start, 1e-9)
+            self.stream.write(f"\r\x1b[K{rows:>12,} rows  {rate:>11,.0f} rows/s  "
+                              f"progressive log loss {log_loss:.5f}")
+            self.stream.flush()
+
+    def clear(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_every: int = 100_000,
+          progress: Progress | None = None) -> dict[str, Any]:
+    """Learn from a stream of labelled batches, scoring every row before learning it.
+
+    Every ``report_every`` rows a line of the progressive-validation table (log loss since
+    the start and of the window, window AUC, CTR, mean prediction, rows/s) is logged at INFO
+    level on the ``fastctr.training`` logger.
+
+    Returns
+    -------
+    dict
+        The final progressive-validation report (rows, log_loss, normalized_entropy,
+        calibration, ctr, mean_prediction, auc of the last window) plus seconds and rows_per_s.
+
+    Examples
+    --------
+    >>> from fastctr import FTRLClassifier, read_criteo
+    >>> from fastctr.datasets import make_criteo
+    >>> model = FTRLClassifier(bits=18)
+    >>> report = train(model, read_criteo(make_criteo(20_000, seed=1)), report_every=10_000)
+    >>> report["rows"], 0.3 < report["log_loss"] < 0.6
+    (20000, True)
+    """
+    progress = Progress() if progress is None else progress
+    pv = ProgressiveValidation(report_every=report_every)
+    start = time.perf_counter()
+    header_done = False
+    loss = float("nan")
+    for batch in batches:
+        if batch.labels is None:
+            raise ValueError("training needs labelled rows; this data has no label column")
+        p = model.partial_fit_predict(batch)
+        for line in pv.update(batch.labels, p, batch.weights):
+            progress.clear()
+            if not header_done:
+                log.info(pv.header())
+                header_done = True
+            log.info(pv.format_row(line))
+            loss = line["log_loss"]
+        progress.update(pv.rows, loss)
+    progress.clear()
+    report = pv.report()
+    report["seconds"] = time.perf_counter() - start
+    report["rows_per_s"] = report["rows"] / max(report["seconds"], 1e-9)
+    return report
