@@ -1,0 +1,139 @@
+"""The compiled hasher against mmh3 and the written-out spec in tests/naive.py."""
+import math
+
+import mmh3
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastctr import FeatureHasher, read_criteo
+from fastctr._ext._hash import murmur3_32
+from fastctr.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
+
+from naive import hash_row
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(), st.integers(0, 2**32 - 1))
+def test_murmur3_matches_mmh3_on_unicode(text, seed):
+    assert murmur3_32(text, seed) == mmh3.hash(text.encode("utf-8"), seed, signed=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64), st.integers(0, 2**32 - 1))
+def test_murmur3_matches_mmh3_on_bytes(data, seed):
+    assert murmur3_32(data, seed) == mmh3.hash(data, seed, signed=False)
+
+
+def test_murmur3_rejects_other_types():
+    with pytest.raises(TypeError, match="str or bytes"):
+        murmur3_32(12, 0)
+
+
+def _as_list(rows, r):
+    a, b = rows.indptr[r], rows.indptr[r + 1]
+    return list(zip(rows.indices[a:b].tolist(), rows.values[a:b].tolist(), rows.fields[a:b].tolist()))
+
+
+def _random_rows(rng, n):
+    rows = []
+    for _ in range(n):
+        row = {}
+        for name in CRITEO_FIELDS:
+            if rng.random() < 0.2:
+                continue  # missing
+            if name in CRITEO_NUMERIC:
+                row[name] = int(rng.choice([-2, -1, 0, 1, 2, 3, 7, 50, 1000, 123456]))
+            else:
+                row[name] = f"{int(rng.integers(0, 2**32)):08x}"
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("transform", ["bin", "value", "log1p"])
+def test_dict_rows_follow_the_spec(rng, transform):
+    crosses = (("C1", "C2"), ("I1", "C3"))
+    hasher = FeatureHasher(bits=20, hash_seed=7, numeric_transform=transform, crosses=crosses)
+    rows = _random_rows(rng, 300)
+    hashed = hasher.transform(rows)
+    for r, row in enumerate(rows):
+        expected = hash_row(row, CRITEO_FIELDS, CRITEO_NUMERIC, 20, 7, transform, crosses)
+        got = _as_list(hashed, r)
+        assert [(i, f) for i, _, f in got] == [(i, f) for i, _, f in expected]
+        np.testing.assert_allclose([v for _, v, _ in got], [v for _, v, _ in expected], rtol=1e-6)
+
+
+def _tsv(row, label):
+    cells = [str(label)] + [str(row.get(name, "")) for name in CRITEO_FIELDS]
+    return ("\t".join(cells) + "\n").encode()
+
+
+def test_tsv_and_dict_rows_hash_identically(rng):
+    hasher = FeatureHasher(bits=22, crosses=(("C1", "C9"),))
+    rows = _random_rows(rng, 500)
+    data = b"".join(_tsv(row, r % 2) for r, row in enumerate(rows))
+    (parsed,) = list(read_criteo(data, hasher, batch_size=1000))
+    from_dicts = hasher.transform(rows)
+    np.testing.assert_array_equal(parsed.indptr, from_dicts.indptr)
+    np.testing.assert_array_equal(parsed.indices, from_dicts.indices)
+    np.testing.assert_array_equal(parsed.values, from_dicts.values)
+    np.testing.assert_array_equal(parsed.fields, from_dicts.fields)
+    np.testing.assert_array_equal(parsed.labels, np.arange(500) % 2)
+
+
+def test_missing_values_emit_nothing():
+    hasher = FeatureHasher(bits=18)
+    rows = hasher.transform([{"I1": None, "I2": float("nan"), "C1": ""}, {}])
+    assert rows.indptr.tolist() == [0, 1, 2]  # the bias only
+    assert rows.fields.tolist() == [0, 0]
+
+
+def test_numeric_binning_matches_criteo_winners():
+    hasher = FeatureHasher(fields=["x"], numeric=["x"], bits=18)
+    seed = mmh3.hash(b"x", 0, signed=False)
+    for x, token in [(-1, -1), (2, 2), (3, 3 + int(math.log(3) ** 2)), (1000, 3 + 47)]:
+        rows = hasher.transform([{"x": x}])
+        expected = mmh3.hash(np.int64(token).tobytes(), seed, signed=False) & hasher.mask
+        assert rows.indices[1] == expected
+
+
+def test_custom_schema_and_dataframe():
+    pd = pytest.importorskip("pandas")
+    hasher = FeatureHasher(fields=["site", "hour"], numeric=["hour"], bits=18)
+    frame = pd.DataFrame({"site": ["a", None, "c"], "hour": [1.0, 2.0, np.nan]})
+    rows = hasher.transform(frame)
+    assert rows.indptr.tolist() == [0, 3, 5, 7]
+    assert rows.fields.tolist() == [0, 1, 2, 0, 2, 0, 1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"bits": 17}, "bits must be an int in 18..30"),
+        ({"bits": 31}, "bits must be an int in 18..30"),
+        ({"numeric_transform": "sqrt"}, "numeric_transform must be one of"),
+        ({"crosses": [("C1", "nope")]}, "cross"),
+        ({"fields": ["a", "a"]}, "distinct"),
+        ({"fields": ["a"], "numeric": ["b"]}, "numeric field 'b'"),
+        ({"hash_seed": -1}, "hash_seed"),
+    ],
+)
+def test_bad_hasher_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureHasher(**kwargs)
+
+
+def test_bad_numeric_value_names_row_and_field():
+    with pytest.raises(ValueError, match=r"row 1: field 'I3' is numeric but got 'abc'"):
+        FeatureHasher(bits=18).transform([{"I3": 1}, {"I3": "abc"}])
+
+
+def test_hasher_pickles_and_compares():
+    import pickle
+
+    hasher = FeatureHasher(bits=19, crosses=[("C1", "C2")])
+    again = pickle.loads(pickle.dumps(hasher))
+    assert again == hasher
+    row = [{"C1": "a", "C2": "b"}]
+    np.testing.assert_array_equal(again.transform(row).indices, hasher.transform(row).indices)
