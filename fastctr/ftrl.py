@@ -28,7 +28,7 @@ class FTRLClassifier(OnlineClassifier):
         Learning-rate scale.
     beta : float, default=1.0
         Learning-rate smoothing.
-    l1 : float, default=1.0
+    l1 : float, default=0.5
         L1 regularisation (lambda_1).
     l2 : float, default=1.0
         L2 regularisation (lambda_2).
@@ -74,7 +74,7 @@ class FTRLClassifier(OnlineClassifier):
         self,
         alpha: float = 0.1,
         beta: float = 1.0,
-        l1: float = 1.0,
+        l1: float = 0.5,
         l2: float = 1.0,
         epochs: int = 1,
         *,
