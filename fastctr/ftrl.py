@@ -58,7 +58,7 @@ class FTRLClassifier(OnlineClassifier):
     0.75
     >>> model.predict_proba(rows[:2]).round(2)
     array([[0.25, 0.75],
-           [0.66, 0.34]])
+           [0.67, 0.33]])
     """
 
     _param_rules = {

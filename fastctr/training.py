@@ -62,7 +62,8 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_ever
     >>> from fastctr import FTRLClassifier, read_criteo
     >>> from fastctr.datasets import make_criteo
     >>> model = FTRLClassifier(bits=18)
-    >>> report = train(model, read_criteo(make_criteo(20_000, seed=1)), report_every=10_000)
+    >>> batches = read_criteo(make_criteo(20_000, seed=1), model.hasher_)
+    >>> report = train(model, batches, report_every=10_000)
     >>> report["rows"], 0.3 < report["log_loss"] < 0.6
     (20000, True)
     """
