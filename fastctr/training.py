@@ -64,7 +64,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_ever
     >>> model = FTRLClassifier(bits=18)
     >>> batches = read_criteo(make_criteo(20_000, seed=1), model.hasher_)
     >>> report = train(model, batches, report_every=10_000)
-    >>> report["rows"], 0.3 < report["log_loss"] < 0.6
+    >>> report["rows"], bool(0.3 < report["log_loss"] < 0.6)
     (20000, True)
     """
     progress = Progress() if progress is None else progress
