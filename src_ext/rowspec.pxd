@@ -152,6 +152,7 @@ cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v
 
 
 from cpython.dict cimport PyDict_GetItem
+from cpython.float cimport PyFloat_AsDouble
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -184,7 +185,9 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, uint32_t* 
         present[f] = 1
         if s.field_numeric[f]:
             try:
-                hash_number(s, f, float(x), h, v)
+                # ints and floats convert in C; anything else (e.g. "3") through float()
+                hash_number(s, f, PyFloat_AsDouble(x) if type(x) is int or type(x) is float
+                            else float(x), h, v)
             except (TypeError, ValueError):
                 raise ValueError(
                     f"field {keys[f]!r} is numeric but got {x!r}; pass a number or leave it out"

@@ -41,6 +41,8 @@ def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
         p = sigmoid(m)
         p_out[r] = p
         g_row = (p - labels[r]) * weights[r]
+        if g_row == 0.0:
+            continue  # a zero-weight row (or a perfect prediction) changes nothing
         for j in range(a, b):
             i = indices[j]
             g = g_row * values[j]
