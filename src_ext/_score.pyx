@@ -105,3 +105,204 @@ cdef class FTRLScorer:
         with nogil:
             m = self.margin(&indices[0], &values[0], n)
         return sigmoid(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Factorization machines (fastctr.fm). Same math and summation order as the numba kernels in
+# fastctr/_kernels/fm.py and ffm.py, so the two agree to ~1e-15 (a parity test pins them).
+
+from libc.stdint cimport uint64_t
+
+
+cdef uint64_t _GOLDEN = 0x9E3779B97F4A7C15
+cdef uint64_t _MIX1 = 0xBF58476D1CE4E5B9
+cdef uint64_t _MIX2 = 0x94D049BB133111EB
+
+
+cdef inline double _init_value(uint64_t seed, uint64_t key, double scale) noexcept nogil:
+    """fastctr._kernels.fm.init_value: splitmix64(seed + key * golden) -> uniform [-scale, scale)."""
+    cdef uint64_t x = seed + key * _GOLDEN
+    x = (x ^ (x >> 30)) * _MIX1
+    x = (x ^ (x >> 27)) * _MIX2
+    x = x ^ (x >> 31)
+    cdef double u = <double>(x >> 11) * (1.0 / 9007199254740992.0)
+    return scale * (2.0 * u - 1.0)
+
+
+cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double alpha, double beta,
+                                double l1, double l2) noexcept nogil:
+    cdef double z = zn[i, 0]
+    if fabs(z) <= l1:
+        return 0.0
+    return -(z - (l1 if z > 0 else -l1)) / ((beta + sqrt(zn[i, 1])) / alpha + l2)
+
+
+cdef class FMScorer:
+    """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket).
+
+    Untouched buckets (G == 0) score with their seeded initial vectors, exactly as the batch
+    kernel does. ``hp`` is FMClassifier._hyper().
+    """
+    cdef RowHasher hasher
+    cdef const double[:, ::1] zn
+    cdef const double[:, ::1] vg
+    cdef double alpha, beta, l1, l2, scale
+    cdef uint64_t seed
+    cdef Py_ssize_t k
+    cdef double[::1] s
+
+    def __init__(self, RowHasher hasher, const double[:, ::1] zn, const double[:, ::1] vg,
+                 const double[::1] hp):
+        self.hasher = hasher
+        self.zn = zn
+        self.vg = vg
+        self.alpha, self.beta, self.l1, self.l2 = hp[0], hp[1], hp[2], hp[3]
+        self.scale = hp[6]
+        self.seed = <uint64_t>hp[7]
+        self.k = vg.shape[1] // 2
+        self.s = np.empty(max(self.k, 1))
+
+    cdef double margin(self, const int32_t* idx, const float* val, const uint16_t* fld,
+                       Py_ssize_t n) noexcept nogil:
+        cdef double lin = 0.0, q = 0.0, ss = 0.0, x, v, t
+        cdef Py_ssize_t j, c, i, k = self.k
+        cdef double* s = &self.s[0]
+        cdef bint fresh
+        for c in range(k):
+            s[c] = 0.0
+        for j in range(n):
+            i = idx[j]
+            x = val[j]
+            lin += _ftrl_weight(self.zn, i, self.alpha, self.beta, self.l1, self.l2) * x
+            if fld == NULL or fld[j] != 0:
+                fresh = self.vg[i, k] == 0.0
+                for c in range(k):
+                    if fresh:
+                        v = _init_value(self.seed, <uint64_t>(i * k + c), self.scale)
+                    else:
+                        v = self.vg[i, c]
+                    t = v * x
+                    s[c] += t
+                    q += t * t
+        for c in range(k):
+            ss += s[c] * s[c]
+        return lin + 0.5 * (ss - q)
+
+    def predict_one(self, dict row):
+        """Probability of a click for one raw dict row."""
+        cdef Py_ssize_t n = self.hasher.hash(row)
+        cdef double m
+        with nogil:
+            m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
+        return sigmoid(m)
+
+    def predict_hashed(self, const int32_t[::1] indices, const float[::1] values,
+                       const uint16_t[::1] fields=None):
+        """Probability of a click for one pre-hashed row; without ``fields`` every entry
+        interacts (no bias entry), with them entries of field 0 are linear only."""
+        cdef Py_ssize_t n = indices.shape[0], j
+        if values.shape[0] != n:
+            raise ValueError(f"indices and values differ in length: {n} != {values.shape[0]}")
+        if fields is not None and fields.shape[0] != n:
+            raise ValueError(f"indices and fields differ in length: {n} != {fields.shape[0]}")
+        for j in range(n):
+            if indices[j] < 0 or indices[j] >= self.zn.shape[0]:
+                raise ValueError(f"index {indices[j]} out of range [0, {self.zn.shape[0]})")
+        if n == 0:
+            return sigmoid(0.0)
+        cdef double m
+        cdef const uint16_t* fld = NULL
+        if fields is not None:
+            fld = &fields[0]
+        with nogil:
+            m = self.margin(&indices[0], &values[0], fld, n)
+        return sigmoid(m)
+
+
+cdef class FFMScorer:
+    """Scores rows against live FFM state: FTRL ``zn`` and latent ``vg`` (bucket, field, V | G).
+
+    ``hp`` is FFMClassifier._hyper(). Cost O(k x nnz^2) per row.
+    """
+    cdef RowHasher hasher
+    cdef const double[:, ::1] zn
+    cdef const double[:, :, ::1] vg
+    cdef double alpha, beta, l1, l2, scale
+    cdef uint64_t seed
+    cdef Py_ssize_t k, nf
+    cdef bint normalize
+
+    def __init__(self, RowHasher hasher, const double[:, ::1] zn, const double[:, :, ::1] vg,
+                 const double[::1] hp):
+        self.hasher = hasher
+        self.zn = zn
+        self.vg = vg
+        self.alpha, self.beta, self.l1, self.l2 = hp[0], hp[1], hp[2], hp[3]
+        self.scale = hp[6]
+        self.seed = <uint64_t>hp[7]
+        self.normalize = hp[8] != 0.0
+        self.nf = vg.shape[1]
+        self.k = vg.shape[2] // 2
+
+    cdef inline double vec(self, Py_ssize_t i, Py_ssize_t f, Py_ssize_t c) noexcept nogil:
+        if self.vg[i, f, self.k] == 0.0:
+            return _init_value(self.seed, <uint64_t>((i * self.nf + f) * self.k + c), self.scale)
+        return self.vg[i, f, c]
+
+    cdef double margin(self, const int32_t* idx, const float* val, const uint16_t* fld,
+                       Py_ssize_t n) noexcept nogil:
+        cdef double lin = 0.0, pair = 0.0, norm = 0.0, rs = 1.0, d, xj
+        cdef Py_ssize_t j, l, c, ij, il, fj, fl
+        for j in range(n):
+            lin += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
+        if self.normalize:
+            for j in range(n):
+                if fld[j] != 0:
+                    norm += (<double>val[j]) * (<double>val[j])
+            if norm > 0.0:
+                rs = 1.0 / norm
+        for j in range(n):
+            fj = fld[j]
+            if fj == 0:
+                continue
+            ij = idx[j]
+            xj = val[j]
+            for l in range(j + 1, n):
+                fl = fld[l]
+                if fl == 0:
+                    continue
+                il = idx[l]
+                d = 0.0
+                for c in range(self.k):
+                    d += self.vec(ij, fl, c) * self.vec(il, fj, c)
+                pair += d * xj * val[l]
+        return lin + pair * rs
+
+    def predict_one(self, dict row):
+        """Probability of a click for one raw dict row."""
+        cdef Py_ssize_t n = self.hasher.hash(row)
+        cdef double m
+        with nogil:
+            m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
+        return sigmoid(m)
+
+    def predict_hashed(self, const int32_t[::1] indices, const float[::1] values,
+                       const uint16_t[::1] fields=None):
+        """Probability of a click for one pre-hashed row; ``fields`` are required."""
+        cdef Py_ssize_t n = indices.shape[0], j
+        if fields is None:
+            raise ValueError("FFMClassifier.predict_one needs field ids: pass (indices, values, fields)")
+        if values.shape[0] != n or fields.shape[0] != n:
+            raise ValueError(f"indices, values and fields differ in length: {n}, "
+                             f"{values.shape[0]}, {fields.shape[0]}")
+        for j in range(n):
+            if indices[j] < 0 or indices[j] >= self.zn.shape[0]:
+                raise ValueError(f"index {indices[j]} out of range [0, {self.zn.shape[0]})")
+            if fields[j] >= self.nf:
+                raise ValueError(f"field id {fields[j]} out of range [0, {self.nf})")
+        if n == 0:
+            return sigmoid(0.0)
+        cdef double m
+        with nogil:
+            m = self.margin(&indices[0], &values[0], &fields[0], n)
+        return sigmoid(m)

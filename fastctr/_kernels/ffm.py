@@ -1,0 +1,160 @@
+"""Field-aware factorization machine kernels (Juan et al., RecSys 2016) with an FTRL linear part.
+
+State (float64, owned by the estimator):
+
+* ``zn`` of shape (2**bits, 2): the linear part's FTRL-Proximal z and n (bias included), as in
+  :mod:`fastctr._kernels.ftrl`;
+* ``vg`` of shape (2**bits, n_fields, 2k): the latent vector of bucket i towards field f,
+  ``vg[i, f, :k]``, next to its AdaGrad accumulators ``vg[i, f, k:]`` (one cache line per
+  (bucket, field) at k=4).
+
+The pairwise term of a row is ``r * sum_{j<l} <V[i_j, f_l], V[i_l, f_j]> x_j x_l`` over the
+entries whose field id is not 0 (the bias), with ``r = 1 / sum_j x_j^2`` (over those entries)
+when instance normalisation is on (libFFM's default) and 1 otherwise. Cost: O(k x nnz^2) per
+row, for prediction and for learning.
+
+Updates follow libFFM's Algorithm: for each pair (j, l) in row order, both vectors get one
+AdaGrad step from the pair's gradient ``kappa * x_j * x_l * r * other + l2_v * self`` where
+``kappa = (p - y) * sample_weight``, the l2 term scaled by the sample weight too. Lazy seeded
+initialisation, the accumulator start at 1 and gradient clipping are as in
+:mod:`fastctr._kernels.fm` (key ``(bucket * n_fields + field) * k + c``).
+
+``hp`` is float64 ``[alpha, beta, l1, l2, eta, l2_v, init_scale, seed, normalize]``.
+"""
+import numpy as np
+from numba import njit
+
+from fastctr._kernels.fm import DIVERGE_LIMIT, ETA, G0, INIT_SCALE, L2V, SEED, _longest, clip_grad, init_value
+from fastctr._kernels.ftrl import sigmoid, weight
+
+NORMALIZE = 8
+
+
+@njit(cache=True, inline="always")
+def _touch(vg, i, f, k, nf, seed, scale):
+    if vg[i, f, k] == 0.0:  # first touch: materialise the seeded initial vector
+        for c in range(k):
+            vg[i, f, c] = init_value(seed, (i * nf + f) * k + c, scale)
+            vg[i, f, k + c] = G0
+
+
+@njit(cache=True, inline="always")
+def _row_scale(values, fields, a, b, normalize):
+    if normalize == 0.0:
+        return 1.0
+    norm = 0.0
+    for j in range(a, b):
+        if fields[j] != 0:
+            norm += np.float64(values[j]) ** 2
+    return 1.0 / norm if norm > 0.0 else 1.0
+
+
+@njit(cache=True, inline="always")
+def _vec(vg, i, f, c, k, nf, seed, scale):
+    if vg[i, f, k] == 0.0:
+        return init_value(seed, (i * nf + f) * k + c, scale)
+    return vg[i, f, c]
+
+
+@njit(cache=True)
+def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
+    """One sequential pass; ``p_out[r]`` gets row r's probability before it was learned.
+
+    Returns -1, or the index of the first row whose margin is non-finite or beyond
+    ``DIVERGE_LIMIT`` (that row and the following ones are left unlearned).
+    """
+    nf, k = vg.shape[1], vg.shape[2] // 2
+    w = np.empty(_longest(indptr))
+    alpha, eta, l2v = hp[0], hp[ETA], hp[L2V]
+    scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
+    for r in range(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        lin = 0.0
+        for j in range(a, b):
+            w[j - a] = weight(zn, indices[j], hp)
+            lin += w[j - a] * values[j]
+        rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
+        pair = 0.0
+        for j in range(a, b):
+            fj = fields[j]
+            if fj == 0:
+                continue
+            ij, xj = indices[j], np.float64(values[j])
+            for l in range(j + 1, b):
+                fl = fields[l]
+                if fl == 0:
+                    continue
+                il = indices[l]
+                d = 0.0
+                for c in range(k):
+                    d += _vec(vg, ij, fl, c, k, nf, seed, scale) * _vec(vg, il, fj, c, k, nf, seed, scale)
+                pair += d * xj * values[l]
+        m = lin + pair * rs
+        if not abs(m) < DIVERGE_LIMIT:
+            return r
+        p = sigmoid(m)
+        p_out[r] = p
+        wt = np.float64(weights[r])
+        g_row = (p - labels[r]) * wt
+        for j in range(a, b):
+            i = indices[j]
+            g = clip_grad(g_row * values[j])
+            n = zn[i, 1]
+            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
+            zn[i, 0] += g - sigma * w[j - a]
+            zn[i, 1] = n + g * g
+        reg = wt * l2v
+        for j in range(a, b):
+            fj = fields[j]
+            if fj == 0:
+                continue
+            ij, xj = indices[j], np.float64(values[j])
+            for l in range(j + 1, b):
+                fl = fields[l]
+                if fl == 0:
+                    continue
+                il = indices[l]
+                kappa = g_row * xj * values[l] * rs
+                _touch(vg, ij, fl, k, nf, seed, scale)
+                _touch(vg, il, fj, k, nf, seed, scale)
+                for c in range(k):
+                    v1 = vg[ij, fl, c]
+                    v2 = vg[il, fj, c]
+                    g1 = clip_grad(kappa * v2 + reg * v1)
+                    g2 = clip_grad(kappa * v1 + reg * v2)
+                    acc = vg[ij, fl, k + c] + g1 * g1
+                    vg[ij, fl, k + c] = acc
+                    vg[ij, fl, c] -= eta * g1 / np.sqrt(acc)
+                    acc = vg[il, fj, k + c] + g2 * g2
+                    vg[il, fj, k + c] = acc
+                    vg[il, fj, c] -= eta * g2 / np.sqrt(acc)
+    return -1
+
+
+@njit(cache=True)
+def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
+    """Margins (log-odds) of every row, without changing the state."""
+    nf, k = vg.shape[1], vg.shape[2] // 2
+    scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
+    for r in range(indptr.shape[0] - 1):
+        a, b = indptr[r], indptr[r + 1]
+        lin = 0.0
+        for j in range(a, b):
+            lin += weight(zn, indices[j], hp) * values[j]
+        rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
+        pair = 0.0
+        for j in range(a, b):
+            fj = fields[j]
+            if fj == 0:
+                continue
+            ij, xj = indices[j], np.float64(values[j])
+            for l in range(j + 1, b):
+                fl = fields[l]
+                if fl == 0:
+                    continue
+                il = indices[l]
+                d = 0.0
+                for c in range(k):
+                    d += _vec(vg, ij, fl, c, k, nf, seed, scale) * _vec(vg, il, fj, c, k, nf, seed, scale)
+                pair += d * xj * values[l]
+        out[r] = lin + pair * rs

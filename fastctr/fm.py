@@ -1,0 +1,391 @@
+"""Factorization machines: FMClassifier (Rendle 2010) and FFMClassifier (Juan et al. 2016).
+
+Both learn online over hashed sparse rows with the logistic loss: a linear part (the bias
+included) trained with FTRL-Proximal exactly as :class:`fastctr.FTRLClassifier` (so L1 gives
+exact zeros), plus latent factors trained with per-coordinate AdaGrad.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from fastctr._base import OnlineClassifier, non_negative, positive, positive_int
+from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
+from fastctr._kernels.ffm import ffm_fit, ffm_margin
+from fastctr._kernels.fm import DIVERGE_LIMIT, fm_fit, fm_margin
+from fastctr._rows import HashedRows
+
+__all__ = ["DivergenceError", "FFMClassifier", "FMClassifier"]
+
+_SEED_MASK = (1 << 53) - 1  # seeds travel in the float64 hyperparameter array
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """A factorization machine's margin or latent norms blew up (non-finite or > 1e8).
+
+    Raised by ``partial_fit``/``fit`` before the offending row is learned, so the state stays
+    finite. The usual causes are unscaled feature values and a learning rate too large.
+    """
+
+
+def _seed_or_none(x) -> bool:
+    return x is None or (isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0)
+
+
+def _bool(x) -> bool:
+    return isinstance(x, (bool, np.bool_))
+
+
+def _k(x) -> bool:
+    return positive_int(x) and x <= 256
+
+
+class _FactorizationBase(OnlineClassifier):
+    """Shared plumbing of FM and FFM: seeds, divergence errors, hashed predict_one."""
+
+    _fit_kernel = None
+    _margin_kernel = None
+
+    def _derive_seed(self) -> int:
+        ss = np.random.SeedSequence(self.random_state)
+        lo, hi = ss.generate_state(2, np.uint32)
+        return int((int(hi) << 32 | int(lo)) & _SEED_MASK)
+
+    def _fields_of(self, rows: HashedRows) -> np.ndarray:
+        raise NotImplementedError
+
+    def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
+        fields = self._fields_of(rows)
+        status = type(self)._fit_kernel(rows.indptr, rows.indices, rows.values, fields, rows.labels,
+                                        rows.weights, self.zn_, self.vg_, self._hyper(), p_out)
+        if status >= 0:
+            self._diverged(rows, int(status))
+
+    def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
+        type(self)._margin_kernel(rows.indptr, rows.indices, rows.values, self._fields_of(rows),
+                                  self.zn_, self.vg_, self._hyper(), out)
+
+    def _diverged(self, rows: HashedRows, r: int) -> None:
+        # Rows before r were learned: count them, then explain what went wrong and the fix.
+        name = type(self).__name__
+        self.n_rows_seen_ += r
+        row = rows[r : r + 1]
+        m = np.empty(1)
+        self._margins(row, m)
+        biggest = float(np.abs(row.values).max()) if row.nnz else 0.0
+        raise DivergenceError(
+            f"{name} diverged at row {r} of this batch (row {self.n_rows_seen_} overall): its "
+            f"margin or latent energy left the finite range (margin {m[0]:.3g}, limit "
+            f"{DIVERGE_LIMIT:.0e}); its largest |feature value| is {biggest:.3g}. Likely cause: "
+            f"unscaled feature values or a learning rate too large (eta={self.eta!r}). Fix: "
+            "scale numeric features (numeric_transform='log1p' or 'bin', or rescale the values "
+            "to about [-10, 10]) and/or lower eta (e.g. by 10x). The rows before it were "
+            "learned and the state is finite; that row and the rest of the batch were not."
+        )
+
+    def predict_one(self, row) -> float:
+        """Click probability of one row.
+
+        ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}`` (hashed and scored in one
+        compiled call), an ``(indices, values, fields)`` triple, or an ``(indices, values)``
+        pair (no field ids: every entry interacts, as for rows without fields).
+        """
+        if isinstance(row, tuple) and len(row) == 3:
+            scorer = self._scorer_cache
+            if scorer is None:
+                self._check_fitted()
+                scorer = self._scorer_cache = self._make_scorer()
+            return scorer.predict_hashed(row[0], row[1], row[2])
+        return super().predict_one(row)
+
+    @property
+    def V_(self) -> np.ndarray:
+        """Latent vectors of the touched buckets (a view; untouched ones read 0 here but are
+        their seeded initial vectors for prediction and learning)."""
+        k = self.vg_.shape[-1] // 2
+        return self.vg_[..., :k]
+
+    @property
+    def G_(self) -> np.ndarray:
+        """AdaGrad accumulators (a view; 0 marks an untouched latent vector, else >= 1)."""
+        k = self.vg_.shape[-1] // 2
+        return self.vg_[..., k:]
+
+
+class FMClassifier(_FactorizationBase):
+    """Factorization machine (Rendle, ICDM 2010) for click prediction, learned online.
+
+    The margin of a row ``x`` is ``w . x + sum_{j<l} <v_j, v_l> x_j x_l``, the pairwise sum
+    computed in O(k x nnz) with the sum-of-squares identity over the entries whose field id is
+    not 0 (the bias the hasher puts first in every row is linear only; rows without field ids,
+    such as a scipy CSR, have no such entry and every entry interacts). Logistic loss.
+
+    * Linear part (bias included): FTRL-Proximal, the same math as
+      :class:`fastctr.FTRLClassifier` (``alpha``, ``beta``, ``l1``, ``l2``; exact zeros under L1).
+    * Latent factors: per-coordinate AdaGrad with learning rate ``eta`` (accumulators start at
+      1, as in libFFM) and L2 penalty ``l2_v / 2 * ||v||^2`` per touched vector and row.
+    * Sample weights scale every gradient (a weight-0 row changes nothing).
+    * Latent vectors start as seeded uniform draws with standard deviation ``init_std``,
+      computed per bucket from ``(random_state, bucket)`` on first touch: every call costs
+      O(k x non-zeros) and memory is committed only for touched buckets.
+    * Stable by construction: gradients are clipped per coordinate to +-1e4 and AdaGrad steps
+      are at most ``eta`` times that, so the state stays finite; a row whose margin or latent
+      energy ``sum (v x)^2`` is non-finite or beyond 1e8 stops learning with a
+      :class:`DivergenceError` naming the cause and the fix (scale the features, lower eta).
+
+    Parameters
+    ----------
+    alpha, beta, l1, l2 : float, default=0.05, 1.0, 1.0, 1.0
+        FTRL-Proximal parameters of the linear part (see FTRLClassifier).
+    k : int, default=8
+        Latent dimension (1 to 256).
+    eta : float, default=0.05
+        AdaGrad learning rate of the latent factors.
+    l2_v : float, default=1e-4
+        L2 regularisation of the latent factors.
+    init_std : float, default=0.01
+        Standard deviation of the initial latent values.
+    random_state : int or None, default=0
+        Seed of the initial latent values (None: a fresh seed, kept in ``seed_``).
+    epochs : int, default=1
+        Passes over the data made by :meth:`fit`.
+    fields, numeric, bits, hash_seed, numeric_transform, crosses
+        Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
+        schema in 2**22 buckets).
+
+    Attributes
+    ----------
+    zn_ : ndarray of shape (2**bits, 2)
+        FTRL's z and n of the linear weights.
+    vg_ : ndarray of shape (2**bits, 2 * k)
+        Latent vector and AdaGrad accumulators of every bucket, side by side (``V_`` and
+        ``G_`` are views). float64: 2**bits * 16k bytes, 512 MiB at bits=22, k=8, committed
+        by the OS only for touched buckets.
+    seed_ : int
+        The seed of the initial latent values.
+    n_rows_seen_ : int
+        Rows learned so far.
+
+    Examples
+    --------
+    >>> from fastctr.fm import FMClassifier
+    >>> rows = [{"C1": "a", "C2": "x"}, {"C1": "a", "C2": "y"},
+    ...         {"C1": "b", "C2": "x"}, {"C1": "b", "C2": "y"}] * 200
+    >>> y = [1, 0, 0, 1] * 200          # XOR of two fields: no linear model can learn it
+    >>> model = FMClassifier(k=4, eta=0.2, init_std=0.1, bits=18).fit(rows, y)
+    >>> [round(model.predict_one(r)) for r in rows[:4]]
+    [1, 0, 0, 1]
+    """
+
+    _param_rules = {
+        "alpha": (positive, "a float > 0"),
+        "beta": (non_negative, "a float >= 0"),
+        "l1": (non_negative, "a float >= 0"),
+        "l2": (non_negative, "a float >= 0"),
+        "k": (_k, "an int in 1..256"),
+        "eta": (positive, "a float > 0"),
+        "l2_v": (non_negative, "a float >= 0"),
+        "init_std": (non_negative, "a float >= 0"),
+        "random_state": (_seed_or_none, "an int >= 0 or None"),
+        "epochs": (positive_int, "an int >= 1"),
+    }
+    _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
+    _fit_kernel = staticmethod(fm_fit)
+    _margin_kernel = staticmethod(fm_margin)
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        beta: float = 1.0,
+        l1: float = 1.0,
+        l2: float = 1.0,
+        k: int = 8,
+        eta: float = 0.05,
+        l2_v: float = 1e-4,
+        init_std: float = 0.01,
+        random_state: int | None = 0,
+        epochs: int = 1,
+        *,
+        fields: Sequence[str] | None = None,
+        numeric: Sequence[str] | None = None,
+        bits: int = 22,
+        hash_seed: int = 0,
+        numeric_transform: str = "bin",
+        crosses: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.alpha = alpha
+        self.beta = beta
+        self.l1 = l1
+        self.l2 = l2
+        self.k = k
+        self.eta = eta
+        self.l2_v = l2_v
+        self.init_std = init_std
+        self.random_state = random_state
+        self.epochs = epochs
+        self.fields = fields
+        self.numeric = numeric
+        self.bits = bits
+        self.hash_seed = hash_seed
+        self.numeric_transform = numeric_transform
+        self.crosses = crosses
+
+    def _hyper(self) -> np.ndarray:
+        return np.array([self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
+                         self.init_std * np.sqrt(3.0), float(self.seed_)], np.float64)
+
+    def _allocate(self) -> None:
+        self._scorer_cache = None
+        self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
+        self.vg_ = np.zeros((1 << self.bits, 2 * self.k), np.float64)
+        self.seed_ = self._derive_seed()
+
+    def _fields_of(self, rows: HashedRows) -> np.ndarray:
+        if rows.fields is None:  # no field ids: no bias entry, every entry interacts
+            return np.ones(rows.nnz, np.uint16)
+        return rows.fields
+
+    def _make_scorer(self) -> FMScorer:
+        hasher = self.hasher_
+        return FMScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.vg_, self._hyper())
+
+
+class FFMClassifier(_FactorizationBase):
+    """Field-aware factorization machine (Juan et al., RecSys 2016), learned online.
+
+    Every bucket has one latent vector per field; the margin of a row is
+    ``w . x + r * sum_{j<l} <V[i_j, f_l], V[i_l, f_j]> x_j x_l`` over the entries whose field
+    id is not 0 (the bias is linear only), with libFFM's instance normalisation
+    ``r = 1 / sum_j x_j^2`` when ``normalize=True`` (each row's non-bias values scaled to unit
+    squared norm in the pairwise term). The rows must carry field ids (``HashedRows.fields``,
+    filled by FeatureHasher and the readers); field ids are ``1 + position`` in the hasher's
+    schema, crosses after the fields.
+
+    Cost: O(k x nnz^2) per row for prediction and learning (741 pairs for a 39-field Criteo
+    row), against O(k x nnz) for :class:`FMClassifier`. Memory: ``vg_`` is float64 of shape
+    (2**bits, n_fields, 2k): 2**bits * n_fields * 16k bytes, 640 MiB for the Criteo schema at
+    the default bits=18, k=4 (committed only where touched), hence the smaller default bits.
+
+    The linear part (bias included) is FTRL-Proximal as in FTRLClassifier; the latent vectors
+    follow libFFM's per-pair AdaGrad update (accumulators start at 1), with L2 ``l2_v``,
+    seeded lazy initialisation, gradient clipping and divergence detection as in
+    :class:`FMClassifier`. Sample weights scale every gradient.
+
+    Parameters
+    ----------
+    alpha, beta, l1, l2 : float, default=0.05, 1.0, 1.0, 1.0
+        FTRL-Proximal parameters of the linear part.
+    k : int, default=4
+        Latent dimension (1 to 256).
+    eta : float, default=0.1
+        AdaGrad learning rate of the latent factors.
+    l2_v : float, default=2e-5
+        L2 regularisation of the latent factors (libFFM's lambda).
+    init_std : float, default=0.1
+        Standard deviation of the initial latent values.
+    normalize : bool, default=True
+        libFFM's instance normalisation of the pairwise term.
+    random_state : int or None, default=0
+        Seed of the initial latent values.
+    epochs : int, default=1
+        Passes over the data made by :meth:`fit`.
+    fields, numeric, bits, hash_seed, numeric_transform, crosses
+        Hashing of raw rows, as in :class:`fastctr.FeatureHasher`; ``bits`` defaults to 18.
+
+    Attributes
+    ----------
+    zn_ : ndarray of shape (2**bits, 2)
+    vg_ : ndarray of shape (2**bits, n_fields, 2 * k)
+        ``n_fields = hasher_.n_fields`` (bias + fields + crosses).
+    seed_, n_rows_seen_
+        As in FMClassifier.
+
+    Examples
+    --------
+    >>> from fastctr.fm import FFMClassifier
+    >>> rows = [{"C1": "a", "C2": "x"}, {"C1": "a", "C2": "y"},
+    ...         {"C1": "b", "C2": "x"}, {"C1": "b", "C2": "y"}] * 200
+    >>> y = [1, 0, 0, 1] * 200
+    >>> model = FFMClassifier(k=4, eta=0.2, init_std=0.1, normalize=False, bits=18).fit(rows, y)
+    >>> [round(model.predict_one(r)) for r in rows[:4]]
+    [1, 0, 0, 1]
+    """
+
+    _param_rules = {**FMClassifier._param_rules, "normalize": (_bool, "a bool")}
+    _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
+    _fit_kernel = staticmethod(ffm_fit)
+    _margin_kernel = staticmethod(ffm_margin)
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        beta: float = 1.0,
+        l1: float = 1.0,
+        l2: float = 1.0,
+        k: int = 4,
+        eta: float = 0.1,
+        l2_v: float = 2e-5,
+        init_std: float = 0.1,
+        normalize: bool = True,
+        random_state: int | None = 0,
+        epochs: int = 1,
+        *,
+        fields: Sequence[str] | None = None,
+        numeric: Sequence[str] | None = None,
+        bits: int = 18,
+        hash_seed: int = 0,
+        numeric_transform: str = "bin",
+        crosses: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.alpha = alpha
+        self.beta = beta
+        self.l1 = l1
+        self.l2 = l2
+        self.k = k
+        self.eta = eta
+        self.l2_v = l2_v
+        self.init_std = init_std
+        self.normalize = normalize
+        self.random_state = random_state
+        self.epochs = epochs
+        self.fields = fields
+        self.numeric = numeric
+        self.bits = bits
+        self.hash_seed = hash_seed
+        self.numeric_transform = numeric_transform
+        self.crosses = crosses
+
+    def _hyper(self) -> np.ndarray:
+        return np.array([self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
+                         self.init_std * np.sqrt(3.0), float(self.seed_), float(self.normalize)],
+                        np.float64)
+
+    def _allocate(self) -> None:
+        self._scorer_cache = None
+        n_fields = self.hasher_.n_fields
+        self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
+        self.vg_ = np.zeros((1 << self.bits, n_fields, 2 * self.k), np.float64)
+        self.seed_ = self._derive_seed()
+
+    def _fields_of(self, rows: HashedRows) -> np.ndarray:
+        if rows.fields is None:
+            raise ValueError(
+                "FFMClassifier needs the field id of every entry, and these rows have none "
+                "(HashedRows.fields is None, e.g. rows from a scipy CSR). Pass dict rows, a "
+                "DataFrame, or HashedRows from a FeatureHasher or a reader, which fill fields."
+            )
+        n_fields = self.vg_.shape[1]
+        if rows.nnz and int(rows.fields.max()) >= n_fields:
+            raise ValueError(
+                f"FFMClassifier: field ids must be < n_fields = {n_fields} (bias + "
+                f"{len(self.hasher_.fields)} fields + {len(self.hasher_.crosses)} crosses of "
+                f"this model's hasher); got a field id {int(rows.fields.max())}. Hash the rows "
+                "with the model's own hasher (model.hasher_)."
+            )
+        return rows.fields
+
+    def _make_scorer(self) -> FFMScorer:
+        hasher = self.hasher_
+        return FFMScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.vg_, self._hyper())
