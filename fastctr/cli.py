@@ -59,6 +59,21 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("data", nargs="+")
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     _data_options(ev)
+
+    be = sub.add_parser("bench", help="compare fastctr with VW, River, scikit-learn, LightGBM")
+    be.add_argument("--peers", action="store_true", required=True,
+                    help="run the peer comparison (same rows, same order, one CPU each)")
+    be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
+                    help="make_criteo rows, or the real Criteo sample ($FASTCTR_DATA)")
+    be.add_argument("--rows", type=int, default=SYNTHETIC_ROWS, help="synthetic training rows")
+    be.add_argument("--test-rows", type=int, default=200_000, help="synthetic test rows (later rows)")
+    be.add_argument("--out", default="bench-results", help="folder for the JSON, markdown, PNG")
+    be.add_argument("--only", action="append", metavar="PEER", help="run only these peers")
+    be.add_argument("--bits", type=int, default=22, help="hash buckets 2**bits for every peer")
+    be.add_argument("--river-rows", type=int, default=50_000, help="River FTRL training subset")
+    be.add_argument("--river-fm-rows", type=int, default=10_000, help="River FM training subset")
+    be.add_argument("--latency-calls", type=int, default=2_000, help="predict_one calls timed")
+    be.add_argument("--lgbm-rounds", type=int, default=100, help="LightGBM boosting rounds")
     return parser
 
 
@@ -152,6 +167,18 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from fastctr.bench import run_comparison
+
+    report = run_comparison(
+        data=args.data, rows=args.rows, test_rows=args.test_rows, out=args.out, peers=args.only,
+        bits=args.bits, river_rows=args.river_rows, river_fm_rows=args.river_fm_rows,
+        latency_calls=args.latency_calls, lgbm_rounds=args.lgbm_rounds)
+    print(report["table"])
+    log.info("written: %s", ", ".join(f for f in report["files"].values() if f))
+    return 0
+
+
 def _rounded(report: dict) -> dict:
     return {k: round(v, 6) if isinstance(v, float) else v for k, v in report.items()}
 
@@ -160,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
-    commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval}
+    commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "bench": cmd_bench}
     try:
         return commands[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as e:
