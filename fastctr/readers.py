@@ -1,4 +1,5 @@
-"""Stream readers: delimited click logs (Criteo TSV) to batches of HashedRows.
+"""Stream readers: click logs to batches of HashedRows (Criteo TSV here; the other formats,
+built on :class:`BlockReader`, in :mod:`fastctr.formats`).
 
 Bytes are read in blocks, gzip is detected by content, and each block is parsed and hashed
 in compiled code (``fastctr._ext._parse``) with the GIL released. Memory stays proportional
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import logging
 import os
 import sys
@@ -88,7 +90,103 @@ def _blocks(stream: BinaryIO) -> Iterator[bytes]:
         yield block
 
 
-class DelimitedReader:
+class BlockReader:
+    """The loop every format shares: blocks of bytes -> a compiled parser -> batches.
+
+    A format supplies :meth:`_parse` (one call of its parser over a block) and
+    :meth:`_describe` (the wording of one of its error codes); this class owns the source,
+    gzip, lines straddling blocks, batching, line numbers and the error policy.
+
+    Parameters
+    ----------
+    source : path, '-', binary file or iterable of bytes
+        Where the lines come from; gzip is detected by content.
+    batch_size : int, default=100_000
+        Rows per batch.
+    on_error : {"raise", "skip"}, default="raise"
+        ``"raise"`` stops at the first bad line with a :class:`ParseError` naming file, line,
+        field and what was expected; ``"skip"`` drops bad lines, counts them in
+        :attr:`errors` and logs the count and the first examples at the end.
+    """
+
+    #: whether batches carry labels / importance weights
+    labeled = True
+    weighted = False
+    #: whether the first line is a header, handed to :meth:`_read_header`
+    has_header = False
+
+    def __init__(self, source: Source, *, batch_size: int = 100_000, on_error: str = "raise") -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip'. Got {on_error!r} instead.")
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
+        self.source = source
+        self.batch_size = int(batch_size)
+        self.on_error = on_error
+        self.errors = ErrorReport()
+
+    def _width(self) -> int:
+        """Entries per row to allocate at first (sparse formats grow their batch as needed)."""
+        return 16
+
+    def _parse(self, buf: bytes, pos: int, batch: _Batch, errors: np.ndarray) -> tuple:
+        """Parse ``buf[pos:]`` into ``batch``: (n_rows, end, n_lines, n_errors)."""
+        raise NotImplementedError
+
+    def _describe(self, code: int, col: int, token: bytes) -> str:
+        """What is wrong with token number ``col`` (0-based) of a line, in words."""
+        raise NotImplementedError
+
+    def _read_header(self, line: bytes) -> None:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[HashedRows]:
+        blocks, self.name = open_source(self.source)
+        blocks = _with_final_newline(blocks)
+        lines_done = 0
+        if self.has_header:
+            header, blocks = _split_first_line(blocks)
+            self._read_header(header)
+            lines_done = 1
+        entries = self.batch_size * self._width()
+        batch = _Batch(self.batch_size, entries)
+        errors = np.zeros((MAX_ERROR_EXAMPLES if self.on_error == "skip" else 1, 5), np.int64)
+        tail = b""
+        for block in blocks:
+            buf = tail + block if tail else block
+            pos = 0
+            while True:
+                n_rows, pos2, n_lines, n_err = self._parse(buf, pos, batch, errors)
+                for e in errors[: min(n_err, len(errors))]:
+                    self._on_bad_line(buf, lines_done, e)
+                self.errors.count += max(0, n_err - len(errors))  # past the recorded examples
+                batch.filled += n_rows
+                lines_done += n_lines
+                pos = pos2
+                if batch.full:
+                    yield batch.take(self.labeled, self.weighted)
+                    batch = _Batch(self.batch_size, entries)
+                elif buf.find(b"\n", pos) >= 0:  # stopped short of a whole line: out of room
+                    entries = batch.grow()
+                else:
+                    break
+            tail = buf[pos:]
+        if batch.filled:
+            yield batch.take(self.labeled, self.weighted)
+        if self.errors.count:
+            log.warning("%s: skipped %d bad lines; first ones:\n  %s", self.name,
+                        self.errors.count, "\n  ".join(self.errors.examples))
+
+    def _on_bad_line(self, buf: bytes, lines_done: int, err: np.ndarray) -> None:
+        rel_line, col, code, a, b = (int(x) for x in err)
+        message = f"{self.name}, line {lines_done + rel_line + 1}: " + self._describe(
+            code, col, bytes(buf[a:b])[:60])
+        if self.on_error == "raise":
+            raise ParseError(message + " (pass on_error='skip' to drop bad lines)")
+        self.errors.add(message)
+
+
+class DelimitedReader(BlockReader):
     """Batches of HashedRows from a delimited log with a fixed column layout.
 
     Parameters
@@ -105,9 +203,7 @@ class DelimitedReader:
     sep : bytes, default=b"\\t"
         The field delimiter.
     on_error : {"raise", "skip"}, default="raise"
-        ``"raise"`` stops at the first bad line with a :class:`ParseError` naming file, line,
-        field and what was expected; ``"skip"`` drops bad lines, counts them in
-        :attr:`errors` and logs the count and the first examples at the end.
+        As in :class:`BlockReader`.
 
     Lines with fewer columns than the layout are read with the missing trailing columns empty
     (some Criteo copies strip trailing empty fields); blank lines are skipped; a last line
@@ -116,72 +212,34 @@ class DelimitedReader:
 
     def __init__(self, source: Source, columns, hasher: FeatureHasher, *, batch_size: int = 100_000,
                  sep: bytes = b"\t", on_error: str = "raise") -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip'. Got {on_error!r} instead.")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
-        self.source = source
-        self.columns = tuple(columns)
+        super().__init__(source, batch_size=batch_size, on_error=on_error)
         self.hasher = hasher
-        self.batch_size = int(batch_size)
         self.sep = sep
-        self.on_error = on_error
-        self.errors = ErrorReport()
-        position = {name: i for i, name in enumerate(hasher.fields)}
+        self._set_columns(columns)
+
+    def _set_columns(self, columns, label: str | None = LABEL) -> None:
+        """Map columns to roles: the column named ``label``, a hasher field, or ignored."""
+        self.columns = tuple(columns)
+        position = {name: i for i, name in enumerate(self.hasher.fields)}
         self._col_field = np.array(
-            [_parse.ColumnRole.LABEL if c == LABEL else position.get(c, _parse.ColumnRole.IGNORE) for c in self.columns],
+            [_parse.ColumnRole.LABEL if c == label else position.get(c, _parse.ColumnRole.IGNORE) for c in self.columns],
             np.int32,
         )
-        self.labeled = LABEL in self.columns
+        self.labeled = label in self.columns
 
-    def __iter__(self) -> Iterator[HashedRows]:
-        blocks, self.name = open_source(self.source)
-        width = self.hasher.n_fields + len(self.hasher.crosses)
-        batch = _Batch(self.batch_size, width)
-        errors = np.zeros((MAX_ERROR_EXAMPLES if self.on_error == "skip" else 1, 5), np.int64)
-        lines_done = 0
-        tail = b""
-        for block in _with_final_newline(blocks):
-            buf = tail + block if tail else block
-            pos = 0
-            while True:
-                n_rows, pos2, n_lines, n_err = _parse.parse_delimited(
-                    buf, pos, self._col_field, self.hasher._spec, ord(self.sep),
-                    batch.views(), self.on_error == "skip", errors,
-                )
-                for e in errors[: min(n_err, len(errors))]:
-                    self._on_bad_line(buf, pos, lines_done, e)
-                for _ in range(n_err - len(errors)):  # past the recorded examples: count only
-                    self.errors.count += 1
-                batch.filled += n_rows
-                lines_done += n_lines
-                pos = pos2
-                if batch.full:
-                    yield batch.take(self.labeled)
-                    batch = _Batch(self.batch_size, width)
-                else:
-                    break
-            tail = buf[pos:]
-        if batch.filled:
-            yield batch.take(self.labeled)
-        if self.errors.count:
-            log.warning("%s: skipped %d bad lines; first ones:\n  %s", self.name,
-                        self.errors.count, "\n  ".join(self.errors.examples))
+    def _width(self) -> int:
+        return self.hasher.n_fields  # bias + fields + crosses: a row never has more
 
-    def _on_bad_line(self, buf: bytes, start: int, lines_done: int, err: np.ndarray) -> None:
-        rel_line, col, code, a, b = (int(x) for x in err)
-        line_no = lines_done + rel_line + 1
-        name = self.columns[col] if col < len(self.columns) else f"#{col + 1}"
+    def _parse(self, buf: bytes, pos: int, batch: _Batch, errors: np.ndarray) -> tuple:
+        return _parse.parse_delimited(buf, pos, self._col_field, self.hasher._spec, ord(self.sep),
+                                      batch.views(), self.on_error == "skip", errors)
+
+    def _describe(self, code: int, col: int, token: bytes) -> str:
         expected = _EXPECTED[code].format(n_cols=len(self.columns))
-        token = bytes(buf[a:b])[:60]
         if code == _parse.ParseErrorCode.ERR_TOO_MANY_FIELDS:
-            what = f"line has {expected}"
-        else:
-            what = f"field {name!r} (column {col + 1}): expected {expected}, got {token!r}"
-        message = f"{self.name}, line {line_no}: {what}"
-        if self.on_error == "raise":
-            raise ParseError(message + " (pass on_error='skip' to drop bad lines)")
-        self.errors.add(message)
+            return f"line has {expected}"
+        name = self.columns[col] if col < len(self.columns) else f"#{col + 1}"
+        return f"field {name!r} (column {col + 1}): expected {expected}, got {token!r}"
 
 
 def _with_final_newline(blocks: Iterator[bytes]) -> Iterator[bytes]:
@@ -198,12 +256,13 @@ def _with_final_newline(blocks: Iterator[bytes]) -> Iterator[bytes]:
 class _Batch:
     """Preallocated arrays for one batch; rows are appended by the parser through views."""
 
-    def __init__(self, n_rows: int, width: int) -> None:
+    def __init__(self, n_rows: int, n_entries: int) -> None:
         self.indptr = np.zeros(n_rows + 1, np.int64)
-        self.indices = np.empty(n_rows * width, np.int32)
-        self.values = np.empty(n_rows * width, np.float32)
-        self.fields = np.empty(n_rows * width, np.uint16)
+        self.indices = np.empty(n_entries, np.int32)
+        self.values = np.empty(n_entries, np.float32)
+        self.fields = np.empty(n_entries, np.uint16)
         self.labels = np.empty(n_rows, np.float32)
+        self.weights = np.empty(n_rows, np.float32)
         self.filled = 0
 
     @property
@@ -212,13 +271,25 @@ class _Batch:
 
     def views(self) -> tuple:
         f = self.filled
-        return (self.indptr[f:], self.indices, self.values, self.fields, self.labels[f:])
+        return (self.indptr[f:], self.indices, self.values, self.fields, self.labels[f:],
+                self.weights[f:])
 
-    def take(self, labeled: bool) -> HashedRows:
+    def grow(self) -> int:
+        """Double the room for entries (keeping those written); returns the new room."""
+        n = 2 * self.indices.shape[0]
+        for name in ("indices", "values", "fields"):
+            old = getattr(self, name)
+            new = np.empty(n, old.dtype)
+            new[: old.shape[0]] = old
+            setattr(self, name, new)
+        return n
+
+    def take(self, labeled: bool, weighted: bool = False) -> HashedRows:
         n = self.filled
         nnz = self.indptr[n]
         return HashedRows(self.indptr[: n + 1], self.indices[:nnz], self.values[:nnz],
-                          self.fields[:nnz], self.labels[:n] if labeled else None)
+                          self.fields[:nnz], self.labels[:n] if labeled else None,
+                          self.weights[:n] if weighted else None)
 
 
 def criteo_columns(labeled: bool = True) -> tuple[str, ...]:
@@ -258,12 +329,33 @@ def read_criteo(source: Source, hasher: FeatureHasher | None = None, *, labeled:
 
 def _sniff_labeled(source: Source) -> bool:
     """True when the first line of a path or bytes source has 40 fields (or is unknown)."""
+    first = first_line(source)
+    return first is None or first.count(b"\t") + 1 != len(CRITEO_FIELDS)
+
+
+def first_line(source: Source) -> bytes | None:
+    """The first line (without its end) of a path or bytes source; None where unknown."""
+    head = read_head(source)
+    return None if head is None else head.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def read_head(source: Source, limit: int = 65536) -> bytes | None:
+    """The first ``limit`` bytes of a path or bytes source, gunzipped; None for stdin,
+    streams and chunk iterables, which cannot be read twice."""
     if isinstance(source, (bytes, bytearray)):
-        head = bytes(source[:65536])
-    elif isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.exists(source):
+        return bytes(source[:limit])
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.exists(source):
         with open(source, "rb") as raw:
-            head = _maybe_gunzip(raw).read(65536)
-    else:
-        return True
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    return first.count(b"\t") + 1 != len(CRITEO_FIELDS)
+            return _maybe_gunzip(raw).read(limit)
+    return None
+
+
+def _split_first_line(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """The first line of a block stream (without its end) and the blocks after it."""
+    head = b""
+    for block in blocks:
+        head += block
+        if b"\n" in block:
+            break
+    line, _, rest = head.partition(b"\n")
+    return line.rstrip(b"\r"), itertools.chain([rest] if rest else [], blocks)

@@ -74,3 +74,60 @@ class FTRLProximal:
             self.z[i] = self.z.get(i, 0.0) + g - sigma * w_i
             self.n[i] = n + g * g
         return p
+
+
+# -- the text formats of fastctr.formats, written out -------------------------------------------
+def _bias(bits, hash_seed):
+    return (murmur(b"", hash_seed) & ((1 << bits) - 1), 1.0, 0)
+
+
+def _label(token):
+    x = float(token)
+    assert x in (-1.0, 0.0, 1.0), token
+    return 1.0 if x > 0 else 0.0
+
+
+def vw_line(line, fields, bits, hash_seed=0):
+    """A VW text line -> (label or None, weight, [(bucket, value, field id)])."""
+    mask = (1 << bits) - 1
+    head, _, rest = line.partition(b"|")
+    tokens = head.split()
+    if tokens and (not head[-1:].isspace() or tokens[-1].startswith(b"'")):
+        tokens.pop()  # the tag
+    label = _label(tokens[0]) if tokens else None
+    weight = float(tokens[1]) if len(tokens) > 1 else 1.0
+    out = [_bias(bits, hash_seed)]
+    for chunk in rest.split(b"|"):
+        if chunk[:1].isspace() or not chunk:
+            name, scale, features = b" ", 1.0, chunk.split()
+        else:
+            first, *features = chunk.split()
+            name, _, s = first.partition(b":")
+            scale = float(s) if s else 1.0
+        seed = murmur(name, hash_seed)
+        field = fields.index(name.decode()) + 1
+        for token in features:
+            feature, _, v = token.partition(b":")
+            out.append((murmur(feature, seed) & mask, (float(v) if v else 1.0) * scale, field))
+    return label, weight, out
+
+
+def svm_line(line, bits, ffm=False, hash_indices=False, hash_seed=0):
+    """A libsvm (or libffm) line -> (label, [(bucket, value, field id)])."""
+    label, *tokens = line.split()
+    out = [_bias(bits, hash_seed)]
+    for token in tokens:
+        parts = token.split(b":")
+        field, index, value = (int(parts[0]), parts[1], parts[2]) if ffm else (0, *parts)
+        name = str(field) if ffm else "features"
+        bucket = murmur(index, murmur(name.encode(), hash_seed)) & ((1 << bits) - 1) \
+            if hash_indices else int(index)
+        out.append((bucket, float(value), field + 1))
+    return _label(label), out
+
+
+def csv_line(line, header, label, fields, numeric, bits, sep=b","):
+    """A CSV line under its header -> (label, [(bucket, value, field id)])."""
+    row = dict(zip(header, line.decode().split(sep.decode())))
+    y = _label(row.pop(label))
+    return y, hash_row(row, fields, numeric, bits)
