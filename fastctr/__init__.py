@@ -8,6 +8,7 @@ from fastctr.ftrl import FTRLClassifier
 from fastctr.hashing import FeatureHasher
 from fastctr.persist import load
 from fastctr.readers import ParseError, read_criteo
+from fastctr.scorer import Scorer
 from fastctr.training import train
 
 __all__ = [
@@ -20,5 +21,6 @@ __all__ = [
     "__version__",
     "load",
     "read_criteo",
+    "Scorer",
     "train",
 ]

@@ -116,6 +116,20 @@ class OnlineClassifier:
             setattr(self, name, state[name])
         self._scorer_cache = None
 
+    @classmethod
+    def _from_file(cls, params: dict, hasher: dict, state: dict) -> OnlineClassifier:
+        """Rebuild from a model file's parameters and state (fastctr.persist.load)."""
+        params = dict(params)  # JSON made lists of the tuples
+        params["crosses"] = tuple(tuple(pair) for pair in params["crosses"])
+        for name in ("fields", "numeric"):
+            if params[name] is not None:
+                params[name] = tuple(params[name])
+        model = cls(**params)
+        if model.hasher_.get_params() != hasher:
+            raise ValueError("the model file's hasher does not match its parameters")
+        model._set_state(state)
+        return model
+
     def _start(self) -> None:
         if not self.is_fitted or getattr(self, self._state_names[0], None) is None:
             self._validate_params()

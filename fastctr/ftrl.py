@@ -9,6 +9,7 @@ from fastctr._base import OnlineClassifier, non_negative, positive, positive_int
 from fastctr._ext._score import FTRLScorer, RowHasher
 from fastctr._kernels.ftrl import ftrl_fit, ftrl_margin, ftrl_weights
 from fastctr._rows import HashedRows
+from fastctr.scorer import Scorer
 
 
 class FTRLClassifier(OnlineClassifier):
@@ -114,6 +115,11 @@ class FTRLClassifier(OnlineClassifier):
         hasher = self.hasher_
         return FTRLScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.alpha,
                           self.beta, self.l1, self.l2)
+
+    def to_scorer(self, dtype: str = "float32") -> Scorer:
+        """A compact read-only serving artifact: the non-zero weights as float32, float16
+        or int8 (see :class:`fastctr.scorer.Scorer`)."""
+        return Scorer.from_weights(self.hasher_, self.coef_, dtype)
 
     @property
     def coef_(self) -> np.ndarray:

@@ -20,6 +20,7 @@ unsigned, little-endian):
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -72,7 +73,9 @@ class FeatureHasher:
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.fields = tuple(CRITEO_FIELDS if fields is None else fields)
+        # interned, so dict rows with literal keys match their fields by identity (fast path)
+        self.fields = tuple(sys.intern(f) if isinstance(f, str) else f
+                            for f in (CRITEO_FIELDS if fields is None else fields))
         if numeric is None:
             numeric = CRITEO_NUMERIC if fields is None else ()
         self.numeric = tuple(numeric)

@@ -33,7 +33,7 @@ _CRC_CHUNK = 1 << 24
 
 
 def save(model: OnlineClassifier, path) -> None:
-    """Write a fitted model to ``path`` atomically.
+    """Write a fitted model (or a Scorer) to ``path`` atomically.
 
     Examples
     --------
@@ -151,10 +151,7 @@ def load(path, *, mmap: bool = False) -> OnlineClassifier:
                 arr = np.empty(tuple(spec["shape"]), np.dtype(spec["dtype"]))
                 f.readinto(memoryview(arr).cast("B"))
                 state[spec["name"]] = arr
-    cls = MODEL_CLASSES[header["class"]]
-    model = cls(**{k: _tuples(k, v) for k, v in header["params"].items()})
-    model._set_state(state)
-    return model
+    return MODEL_CLASSES[header["class"]]._from_file(header["params"], header["hasher"], state)
 
 
 def _read_header(f, path: Path, size: int) -> dict:
@@ -179,10 +176,3 @@ def _read_header(f, path: Path, size: int) -> dict:
     return header
 
 
-def _tuples(name: str, value):
-    """JSON turns tuples into lists; crosses are pairs."""
-    if name == "crosses" and value is not None:
-        return tuple(tuple(pair) for pair in value)
-    if name in ("fields", "numeric") and value is not None:
-        return tuple(value)
-    return value

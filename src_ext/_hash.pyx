@@ -47,12 +47,13 @@ def hash_dict_rows(list rows, tuple spec, tuple keys):
     cdef uint32_t[::1] h = np.empty(s.n_fields, np.uint32)
     cdef float[::1] v = np.empty(s.n_fields, np.float32)
     cdef uint8_t[::1] present = np.empty(s.n_fields, np.uint8)
+    cdef dict index = {name: i for i, name in enumerate(keys)}
     for i in range(n_rows):
         row = rows[i]
         if type(row) is not dict:
             row = dict(row)
         try:
-            k += hash_dict(&s, row, keys, &h[0], &v[0], &present[0],
+            k += hash_dict(&s, row, keys, index, &h[0], &v[0], &present[0],
                            &indices[0] + k, &values[0] + k, &fields[0] + k)
         except ValueError as e:
             raise ValueError(f"row {i}: {e}") from None

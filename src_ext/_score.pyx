@@ -7,7 +7,8 @@ where a numba dispatch per call would cost more than the work. A parity test pin
 import numpy as np
 
 from libc.math cimport exp, sqrt, fabs
-from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy
 
 from rowspec cimport Spec, make_spec, hash_dict
 
@@ -25,6 +26,7 @@ cdef class RowHasher:
     """Hashes one dict row into reusable buffers with the FeatureHasher's spec."""
     cdef Spec spec
     cdef tuple spec_arrays, keys
+    cdef dict index
     cdef uint32_t[::1] h
     cdef float[::1] v
     cdef uint8_t[::1] present
@@ -35,6 +37,7 @@ cdef class RowHasher:
     def __init__(self, tuple spec_arrays, tuple keys):
         self.spec_arrays = spec_arrays  # keeps the arrays alive behind the Spec pointers
         self.keys = keys
+        self.index = {name: i for i, name in enumerate(keys)}
         self.spec = make_spec(spec_arrays)
         n = max(self.spec.n_fields, 1)
         width = 1 + self.spec.n_fields + self.spec.n_crosses
@@ -46,8 +49,8 @@ cdef class RowHasher:
         self.fld = np.empty(width, np.uint16)
 
     cdef Py_ssize_t hash(self, dict row) except -1:
-        return hash_dict(&self.spec, row, self.keys, &self.h[0], &self.v[0], &self.present[0],
-                         &self.idx[0], &self.val[0], &self.fld[0])
+        return hash_dict(&self.spec, row, self.keys, self.index, &self.h[0], &self.v[0],
+                         &self.present[0], &self.idx[0], &self.val[0], &self.fld[0])
 
     def hash_row(self, dict row):
         """(indices, values, fields) of one row, as new arrays."""
@@ -306,3 +309,103 @@ cdef class FFMScorer:
         with nogil:
             m = self.margin(&indices[0], &values[0], &fields[0], n)
         return sigmoid(m)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compact serving scorer (fastctr.scorer.Scorer): materialised non-zero weights in a small
+# open-addressing table (bucket -> weight), stored as float32, float16 or int8 * scale.
+
+ctypedef float (*load_fn)(const void* weights, Py_ssize_t slot, float scale) noexcept nogil
+
+cdef float _load_f32(const void* w, Py_ssize_t s, float scale) noexcept nogil:
+    return (<const float*>w)[s]
+
+cdef float _load_i8(const void* w, Py_ssize_t s, float scale) noexcept nogil:
+    return (<const int8_t*>w)[s] * scale
+
+cdef float _load_f16(const void* w, Py_ssize_t s, float scale) noexcept nogil:
+    # IEEE 754 half -> single, bit by bit (no dependency on numpy's npymath)
+    cdef uint32_t h = (<const uint16_t*>w)[s]
+    cdef uint32_t sign = (h & 0x8000) << 16, exp = (h >> 10) & 0x1F, mant = h & 0x3FF
+    cdef uint32_t bits
+    cdef float out
+    if exp == 0:
+        out = mant * (1.0 / 16777216.0)  # subnormal: mant * 2**-24
+        return -out if sign else out
+    if exp == 31:
+        bits = sign | 0x7F800000 | (mant << 13)
+    else:
+        bits = sign | ((exp + 112) << 23) | (mant << 13)
+    memcpy(&out, &bits, 4)
+    return out
+
+cdef load_fn _LOADERS[3]
+_LOADERS[0] = _load_f32
+_LOADERS[1] = _load_f16
+_LOADERS[2] = _load_i8
+DTYPES = ("float32", "float16", "int8")
+
+
+cdef class TableScorer:
+    """Scores rows with weights looked up in a linear-probing table of non-zero buckets.
+
+    ``keys`` holds each slot's bucket (0xFFFFFFFF when empty), ``weights`` the raw weight
+    array (float32, float16 as uint16, or int8) and ``dtype`` indexes DTYPES.
+    """
+    cdef RowHasher hasher
+    cdef const uint32_t[::1] keys
+    cdef object weights  # keeps the array (or memmap) alive behind self.w
+    cdef const void* w
+    cdef load_fn load
+    cdef float scale
+    cdef uint32_t shift, mask
+
+    def __init__(self, RowHasher hasher, const uint32_t[::1] keys, weights, int dtype,
+                 float scale):
+        cdef const uint8_t[::1] raw = weights.view(np.uint8).reshape(-1)
+        size = keys.shape[0]
+        if size & (size - 1) or size < 2:
+            raise ValueError("the table size must be a power of two")
+        self.hasher = hasher
+        self.keys = keys
+        self.weights = weights
+        self.w = &raw[0]
+        self.load = _LOADERS[dtype]
+        self.scale = scale
+        self.mask = size - 1
+        self.shift = 32 - (size.bit_length() - 1)
+
+    cdef inline float lookup(self, uint32_t b) noexcept nogil:
+        cdef uint32_t s = (b * <uint32_t>0x9E3779B1u) >> self.shift
+        while self.keys[s] != b:
+            if self.keys[s] == <uint32_t>0xFFFFFFFFu:
+                return 0.0
+            s = (s + 1) & self.mask
+        return self.load(self.w, s, self.scale)
+
+    cdef double margin(self, const int32_t* idx, const float* val, Py_ssize_t n) noexcept nogil:
+        cdef double m = 0.0
+        cdef Py_ssize_t j
+        for j in range(n):
+            m += self.lookup(<uint32_t>idx[j]) * val[j]
+        return m
+
+    def predict_one(self, dict row):
+        """Probability of a click for one raw dict row."""
+        cdef Py_ssize_t n = self.hasher.hash(row)
+        cdef double m
+        with nogil:
+            m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], n)
+        return sigmoid(m)
+
+    def margins(self, const int64_t[::1] indptr, const int32_t[::1] indices,
+                const float[::1] values, double[::1] out):
+        """Margin of every row of a CSR batch into ``out``."""
+        cdef Py_ssize_t r
+        if indices.shape[0] == 0:
+            out[:] = 0.0
+            return
+        with nogil:
+            for r in range(indptr.shape[0] - 1):
+                out[r] = self.margin(&indices[0] + indptr[r], &values[0] + indptr[r],
+                                     indptr[r + 1] - indptr[r])

@@ -91,8 +91,10 @@ cdef inline int64_t numeric_bin(double x) noexcept nogil:
 
     Bins of x > 2 are shifted by 3 so that they never collide with the raw tokens x <= 2.
     """
+    cdef double lx
     if x > 2.0:
-        return 3 + <int64_t>floor(log(x) * log(x))
+        lx = log(x)
+        return 3 + <int64_t>floor(lx * lx)
     return <int64_t>floor(x)
 
 
@@ -151,7 +153,10 @@ cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v
     return k
 
 
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.long cimport PyLong_AsSsize_t
+from cpython.tuple cimport PyTuple_GET_ITEM
+from libc.string cimport memset
 from cpython.float cimport PyFloat_AsDouble
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
@@ -162,32 +167,42 @@ cdef inline bint _is_missing(object x):
     return x is None or (type(x) is float and x != x) or (type(x) is str and len(<str>x) == 0)
 
 
-cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, uint32_t* h, float* v,
-                                 uint8_t* present, int32_t* idx, float* val,
+cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
+                                 float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld) except -1:
     """Hash one dict row {field name: value}; missing keys, None, NaN and '' emit nothing.
 
+    The row's items are visited once; a key is matched to its field first by identity with
+    the next schema name (rows written in schema order with literal keys: no hashing at all),
+    then through ``index`` (name -> position). Keys that are not fields are ignored.
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
     """
-    cdef Py_ssize_t f, n
+    cdef Py_ssize_t pos = 0, f, guess = 0, n
+    cdef PyObject* key
     cdef PyObject* item
     cdef object x
     cdef const char* p
-    for f in range(s.n_fields):
-        item = PyDict_GetItem(row, keys[f])
-        present[f] = 0
-        if item == NULL:
-            continue
+    memset(present, 0, s.n_fields)
+    while PyDict_Next(row, &pos, &key, &item):
+        if guess < s.n_fields and PyTuple_GET_ITEM(keys, guess) == key:
+            f = guess
+        else:
+            found = PyDict_GetItem(index, <object>key)
+            if found == NULL:
+                continue
+            f = PyLong_AsSsize_t(<object>found)
+        guess = f + 1
         x = <object>item
         if _is_missing(x):
             continue
         present[f] = 1
         if s.field_numeric[f]:
+            if type(x) is int or type(x) is float:  # converted in C, no exception set-up
+                hash_number(s, f, PyFloat_AsDouble(x), h, v)
+                continue
             try:
-                # ints and floats convert in C; anything else (e.g. "3") through float()
-                hash_number(s, f, PyFloat_AsDouble(x) if type(x) is int or type(x) is float
-                            else float(x), h, v)
+                hash_number(s, f, float(x), h, v)  # e.g. "3" or a numpy scalar
             except (TypeError, ValueError):
                 raise ValueError(
                     f"field {keys[f]!r} is numeric but got {x!r}; pass a number or leave it out"

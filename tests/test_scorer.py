@@ -1,0 +1,76 @@
+"""The compact serving Scorer: agreement with the live model, quantisation loss, files."""
+import numpy as np
+import pytest
+
+from fastctr import FeatureHasher, FTRLClassifier, ModelFileError, Scorer, load, read_criteo
+from fastctr.datasets import criteo_rows
+from fastctr.metrics import roc_auc
+
+
+@pytest.fixture(scope="module")
+def model(synthetic_tsv):
+    rows = next(iter(read_criteo(synthetic_tsv, FeatureHasher(bits=20), batch_size=20_000)))
+    return FTRLClassifier(bits=20).partial_fit(rows[:15_000]), rows[15_000:]
+
+
+def test_float32_scorer_matches_the_live_model(model):
+    fitted, test = model
+    scorer = fitted.to_scorer("float32")
+    np.testing.assert_allclose(scorer.predict_proba(test), fitted.predict_proba(test), atol=1e-6)
+    dicts, _ = criteo_rows(200, seed=8)
+    for row in dicts:
+        assert scorer.predict_one(row) == pytest.approx(fitted.predict_one(row), abs=1e-6)
+    assert scorer.n_weights == np.count_nonzero(fitted.coef_)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_quantised_scorers_keep_the_auc(model, dtype):
+    fitted, test = model
+    exact = roc_auc(test.labels, fitted.predict_proba(test)[:, 1])
+    quantised = roc_auc(test.labels, fitted.to_scorer(dtype).predict_proba(test)[:, 1])
+    assert abs(exact - quantised) <= 0.001
+
+
+def test_int8_on_real_rows_loses_at_most_0001_auc(real_criteo):
+    rows = next(iter(read_criteo(real_criteo, FeatureHasher(), batch_size=20_000)))
+    fitted = FTRLClassifier().fit(rows[:8000])
+    test = rows[8000:10000]
+    exact = roc_auc(test.labels, fitted.predict_proba(test)[:, 1])
+    int8 = roc_auc(test.labels, fitted.to_scorer("int8").predict_proba(test)[:, 1])
+    assert exact - int8 <= 0.001
+
+
+def test_tables_shrink_with_the_dtype(model):
+    fitted, _ = model
+    sizes = {d: fitted.to_scorer(d) for d in ("float32", "float16", "int8")}
+    assert sizes["int8"].weights.nbytes * 4 == sizes["float32"].weights.nbytes
+    assert sizes["int8"].nbytes < sizes["float16"].nbytes < sizes["float32"].nbytes
+    assert sizes["float32"].nbytes < fitted.zn_.nbytes / 20  # far smaller than the state
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
+def test_save_load_and_mmap(model, tmp_path, dtype):
+    fitted, test = model
+    scorer = fitted.to_scorer(dtype)
+    path = tmp_path / "scorer.fctr"
+    scorer.save(path)
+    for mmap in (False, True):
+        again = load(path, mmap=mmap)
+        assert isinstance(again, Scorer) and again.dtype == dtype
+        np.testing.assert_array_equal(again.predict_proba(test), scorer.predict_proba(test))
+    assert isinstance(load(path, mmap=True).weights, np.memmap)
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load(path)
+
+
+def test_bad_dtype_is_named(model):
+    fitted, _ = model
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        fitted.to_scorer("int4")
+
+
+def test_empty_model_scores_one_half():
+    fitted = FTRLClassifier(bits=18, l1=1e9).fit([{"C1": "a"}], [1])  # every weight pruned
+    scorer = fitted.to_scorer()
+    assert scorer.n_weights == 0 and scorer.predict_one({"C1": "a"}) == 0.5
