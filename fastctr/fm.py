@@ -137,11 +137,11 @@ class FMClassifier(_FactorizationBase):
 
     Parameters
     ----------
-    alpha, beta, l1, l2 : float, default=0.05, 1.0, 1.0, 1.0
+    alpha, beta, l1, l2 : float, default=0.1, 1.0, 0.5, 1.0
         FTRL-Proximal parameters of the linear part (see FTRLClassifier).
     k : int, default=8
         Latent dimension (1 to 256).
-    eta : float, default=0.05
+    eta : float, default=0.02
         AdaGrad learning rate of the latent factors.
     l2_v : float, default=1e-4
         L2 regularisation of the latent factors.
@@ -197,12 +197,12 @@ class FMClassifier(_FactorizationBase):
 
     def __init__(
         self,
-        alpha: float = 0.05,
+        alpha: float = 0.1,
         beta: float = 1.0,
-        l1: float = 1.0,
+        l1: float = 0.5,
         l2: float = 1.0,
         k: int = 8,
-        eta: float = 0.05,
+        eta: float = 0.02,
         l2_v: float = 1e-4,
         init_std: float = 0.01,
         random_state: int | None = 0,
@@ -275,7 +275,7 @@ class FFMClassifier(_FactorizationBase):
 
     Parameters
     ----------
-    alpha, beta, l1, l2 : float, default=0.05, 1.0, 1.0, 1.0
+    alpha, beta, l1, l2 : float, default=0.1, 1.0, 0.5, 1.0
         FTRL-Proximal parameters of the linear part.
     k : int, default=4
         Latent dimension (1 to 256).
@@ -320,9 +320,9 @@ class FFMClassifier(_FactorizationBase):
 
     def __init__(
         self,
-        alpha: float = 0.05,
+        alpha: float = 0.1,
         beta: float = 1.0,
-        l1: float = 1.0,
+        l1: float = 0.5,
         l2: float = 1.0,
         k: int = 4,
         eta: float = 0.1,

@@ -379,3 +379,13 @@ def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
     auc_fm = roc_auc(test.labels, fm.predict_proba(test)[:, 1])
     auc_ftrl = roc_auc(test.labels, ftrl.predict_proba(test)[:, 1])
     assert auc_fm >= auc_ftrl - 0.002, (auc_fm, auc_ftrl)
+
+
+@pytest.mark.parametrize("cls", [FMClassifier, FFMClassifier])
+def test_contract_checks(cls):
+    checks = pytest.importorskip("fastctr.checks")
+    from fastctr.datasets import make_criteo
+    from fastctr.readers import read_criteo
+
+    rows = next(iter(read_criteo(make_criteo(300, seed=3), FeatureHasher(bits=BITS), batch_size=300)))
+    checks.check_estimator(cls(bits=BITS), rows)
