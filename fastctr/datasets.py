@@ -90,7 +90,7 @@ _MISSING_GROUPS = (
     ("C19", "C20", "C25", "C26"),
 )
 
-_CATEGORICAL_WEIGHT = 0.30  # std of each per-value effect
+_CATEGORICAL_WEIGHT = 0.20  # std of each per-value effect
 _MISSING_CATEGORICAL_WEIGHT = -0.15
 
 # Low-rank interactions between moderately frequent values: the joint effect of
@@ -100,7 +100,7 @@ _INTERACTION_PAIRS = (
     ("C1", "C5"), ("C2", "C8"), ("C6", "C14"), ("C7", "C13"),
     ("C11", "C18"), ("C15", "C17"), ("C23", "C2"), ("C5", "C14"),
 )
-_INTERACTION_SCALE = 1.2
+_INTERACTION_SCALE = 0.45
 _LATENT_CAP = 500  # only ids below this (the head of each Zipf) interact
 
 _TARGET_CTR = 0.25
@@ -126,7 +126,13 @@ def _count_table(mu: float, sigma: float) -> np.ndarray:
 
 @lru_cache(maxsize=1)
 def _model() -> tuple[np.ndarray, ...]:
-    """Seed-independent kernel inputs, in ``synth.fill_tsv``'s order; built once."""
+    """Seed-independent kernel inputs, built once per process.
+
+    In order: missing group per field (-1 = own draw), missing and negative
+    thresholds out of 65536, count quantile tables, numeric (weight, missing
+    weight, center), log(1 + x) table, Zipf quantile tables, categorical
+    (weight, missing weight), interaction id caps, pairs, pair scales.
+    """
     fields = CRITEO_NUMERIC + CRITEO_CATEGORICAL
     miss_group = np.full(len(fields), -1, dtype=np.int64)
     for g, group in enumerate(_MISSING_GROUPS):
@@ -191,13 +197,20 @@ def make_criteo(
         If True each line starts with the 0/1 label (like ``train.txt``, 40
         fields); otherwise only the 39 feature fields (like ``test.txt``).
     chunk_rows : int
-        Lines per yielded chunk; the concatenated output does not depend on it.
+        Lines per chunk (the last may be shorter); the concatenated output does
+        not depend on it.  Memory use is about ``400 * chunk_rows`` bytes.
 
-    Yields
+    Returns
+    -------
+    Iterator[bytes]
+        Chunks of whole ``\\n``-terminated lines: ``I1..I13`` as decimal
+        integers and ``C1..C26`` as 8 lowercase hex digits, tab-separated,
+        empty where missing.
+
+    Raises
     ------
-    bytes
-        Whole ``\\n``-terminated lines: ``I1..I13`` as decimal integers and
-        ``C1..C26`` as 8 lowercase hex digits, tab-separated, empty if missing.
+    ValueError
+        If ``n_rows < 0`` or ``chunk_rows <= 0``.
 
     Examples
     --------
@@ -211,6 +224,11 @@ def make_criteo(
     """
     if n_rows < 0 or chunk_rows <= 0:
         raise ValueError("n_rows must be >= 0 and chunk_rows > 0")
+    return _chunks(n_rows, seed, labeled, chunk_rows)
+
+
+def _chunks(n_rows: int, seed: int, labeled: bool, chunk_rows: int) -> Iterator[bytes]:
+    """make_criteo's generator; one reused buffer, one kernel call per chunk."""
     model, key = _model(), _seed_key(seed)
     bias = _bias(seed) if labeled else 0.0
     buf = np.empty(min(chunk_rows, n_rows) * synth.MAX_ROW_BYTES, dtype=np.uint8)

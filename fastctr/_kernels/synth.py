@@ -22,9 +22,10 @@ _SQRT3 = np.sqrt(3.0)
 N_NUMERIC = 13
 N_CATEGORICAL = 26
 N_LATENT = 4
+BLOCK_ROWS = 512  # rows drawn field by field at a time; the work arrays stay in L2
 TABLE_BITS = 12  # quantile buckets per field: 4096
 LOG_TABLE_SIZE = 4096  # log(1 + x) is looked up below this
-MAX_INT_DIGITS = 10
+MAX_INT_DIGITS = 10  # the count tables top out near 10**8
 # label + 13 signed ints + 26 tokens + 40 separators, with slack
 MAX_ROW_BYTES = 2 + N_NUMERIC * (MAX_INT_DIGITS + 1) + N_CATEGORICAL * 8 + 40 + 16
 
@@ -76,7 +77,7 @@ def _pick(table, f, h, offset_bits):
 
 
 @njit(cache=True)
-def derive_keys(seed_key, n_fields):
+def _derive_keys(seed_key, n_fields):
     """Per-(purpose, field) keys, so row/weight/latent/token streams never collide."""
     keys = np.empty((4, n_fields), dtype=np.uint64)
     for purpose in range(4):
@@ -88,65 +89,80 @@ def derive_keys(seed_key, n_fields):
 
 @njit(cache=True, inline="always")
 def _log1p_int(x, log_table):
+    """log(1 + max(x, 0)), from the table for the common small counts."""
     if x < LOG_TABLE_SIZE:
         return log_table[max(x, 0)]
     return np.log(1.0 + x)
 
 
-@njit(cache=True, inline="always")
-def _draw_row(row_key, keys, model, group_u, ints, present, cats):
-    """Draw one row's features into ``ints``/``present``/``cats``; return its logit.
+@njit(cache=True)
+def _draw_block(row_start, keys, model, row_keys, group_u, ints, present, cats, logits):
+    """Draw rows [row_start, row_start + len(logits)) field by field; fill the logits.
 
-    ``cats[c] == -1`` marks a missing categorical value.  Fields in a missing
-    group share one uniform; the others use spare bits of their value hash.
+    Field-major order keeps many independent rows in flight per loop.  Writes
+    ``row_keys``, ``ints``/``present`` (numeric) and ``cats`` (categorical
+    ids, -1 = missing).
+    Fields in a missing group share one uniform; the others use spare bits of
+    their value hash.
     """
     (miss_group, miss_thr, neg_thr, num_table, num_params, log_table,
      cat_table, cat_params, latent_cap, pairs, pair_scale) = model
+    n = logits.shape[0]
+    for r in range(n):
+        row_keys[r] = _hash(keys[_KEY_ROW, 0], row_start + r)
+        logits[r] = 0.0
     for g in range(group_u.shape[0]):
-        group_u[g] = _hash(row_key, _SLOT_GROUP + g) & _MASK16
-    logit = 0.0
+        for r in range(n):
+            group_u[g, r] = _hash(row_keys[r], _SLOT_GROUP + g) & _MASK16
     for j in range(N_NUMERIC):
-        h = _hash(row_key, _SLOT_VALUE + j)
-        u = h >> _SH48
-        u_miss = group_u[miss_group[j]] if miss_group[j] >= 0 else u
-        if u_miss < miss_thr[j]:
-            present[j] = False
-            logit += num_params[j, 1]
-            continue
-        present[j] = True
-        if u >= np.uint64(65536) - neg_thr[j]:
-            # rare negatives (I2): mostly -1, a quarter -2; no effect beyond log(1 + 0)
-            x = -1 - np.int64((h & np.uint64(3)) == np.uint64(0))
-        else:
-            x = _pick(num_table, j, h, _SH16)
-        ints[j] = x
-        logit += num_params[j, 0] * (_log1p_int(x, log_table) - num_params[j, 2])
+        # the top neg_thr values of the spare 16-bit lane mean "negative"
+        g, thr, neg = miss_group[j], miss_thr[j], np.uint64(65536) - neg_thr[j]
+        weight, miss_weight, center = num_params[j, 0], num_params[j, 1], num_params[j, 2]
+        for r in range(n):
+            h = _hash(row_keys[r], _SLOT_VALUE + j)
+            u = h >> _SH48
+            if (group_u[g, r] if g >= 0 else u) < thr:
+                present[r, j] = False
+                logits[r] += miss_weight
+                continue
+            present[r, j] = True
+            if u >= neg:
+                # rare negatives (I2): mostly -1, a quarter -2; effect as for 0
+                x = -1 - np.int64((h & np.uint64(3)) == np.uint64(0))
+            else:
+                x = _pick(num_table, j, h, _SH16)
+            ints[r, j] = x
+            logits[r] += weight * (_log1p_int(x, log_table) - center)
     for c in range(N_CATEGORICAL):
         j = N_NUMERIC + c
-        h = _hash(row_key, _SLOT_VALUE + j)
-        u_miss = group_u[miss_group[j]] if miss_group[j] >= 0 else (h >> _SH16) & _MASK16
-        if u_miss < miss_thr[j]:
-            cats[c] = -1
-            logit += cat_params[c, 1]
-            continue
-        v = _pick(cat_table, c, h, _SH32)
-        cats[c] = v
-        logit += cat_params[c, 0] * _gauss(_hash(keys[_KEY_WEIGHT, c], v))
+        g, thr = miss_group[j], miss_thr[j]
+        weight, miss_weight, key = cat_params[c, 0], cat_params[c, 1], keys[_KEY_WEIGHT, c]
+        for r in range(n):
+            h = _hash(row_keys[r], _SLOT_VALUE + j)
+            if (group_u[g, r] if g >= 0 else (h >> _SH16) & _MASK16) < thr:
+                cats[r, c] = -1
+                logits[r] += miss_weight
+                continue
+            v = _pick(cat_table, c, h, _SH32)
+            cats[r, c] = v
+            logits[r] += weight * _gauss(_hash(key, v))
     for p in range(pairs.shape[0]):
-        ca, cb = pairs[p, 0], pairs[p, 1]
-        va, vb = cats[ca], cats[cb]
-        if 0 <= va < latent_cap[ca] and 0 <= vb < latent_cap[cb]:
-            ha = _hash(keys[_KEY_LATENT, ca], va)
-            hb = _hash(keys[_KEY_LATENT, cb], vb)
-            dot = 0.0
-            for k in range(N_LATENT):
-                dot += _lane(ha, k) * _lane(hb, k)
-            logit += pair_scale[p] * dot
-    return logit
+        ca, cb, scale = pairs[p, 0], pairs[p, 1], pair_scale[p]
+        cap_a, cap_b = latent_cap[ca], latent_cap[cb]
+        key_a, key_b = keys[_KEY_LATENT, ca], keys[_KEY_LATENT, cb]
+        for r in range(n):
+            va, vb = cats[r, ca], cats[r, cb]
+            if 0 <= va < cap_a and 0 <= vb < cap_b:
+                ha, hb = _hash(key_a, va), _hash(key_b, vb)
+                dot = 0.0
+                for k in range(N_LATENT):
+                    dot += _lane(ha, k) * _lane(hb, k)
+                logits[r] += scale * dot
 
 
 @njit(cache=True, inline="always")
 def _write_int(out, pos, x):
+    """Decimal x at out[pos:]; returns the end position."""
     if x < 0:
         out[pos] = 45  # '-'
         pos += 1
@@ -179,50 +195,61 @@ def _write_hex8(out, pos, h):
 
 
 @njit(cache=True)
+def _scratch(model):
+    """Per-block work arrays: row keys, group uniforms, ints, present flags, ids, logits."""
+    return (
+        np.empty(BLOCK_ROWS, dtype=np.uint64),
+        np.empty((model[0].max() + 1, BLOCK_ROWS), dtype=np.uint64),
+        np.empty((BLOCK_ROWS, N_NUMERIC), dtype=np.int64),
+        np.empty((BLOCK_ROWS, N_NUMERIC), dtype=np.bool_),
+        np.empty((BLOCK_ROWS, N_CATEGORICAL), dtype=np.int64),
+        np.empty(BLOCK_ROWS, dtype=np.float64),
+    )
+
+
+@njit(cache=True)
 def fill_tsv(out, row_start, n_rows, seed_key, labeled, bias, model):
     """Write rows [row_start, row_start + n_rows) as Criteo TSV into ``out``.
 
-    Returns the number of bytes written; ``out`` must hold ``n_rows * MAX_ROW_BYTES``.
+    ``model`` is the tuple built by ``fastctr.datasets._model``.  Returns the
+    number of bytes written; ``out`` must hold ``n_rows * MAX_ROW_BYTES``.
     """
-    keys = derive_keys(seed_key, N_CATEGORICAL)
-    group_u = np.zeros(model[0].max() + 1, dtype=np.uint64)
-    ints = np.zeros(N_NUMERIC, dtype=np.int64)
-    present = np.zeros(N_NUMERIC, dtype=np.bool_)
-    cats = np.zeros(N_CATEGORICAL, dtype=np.int64)
+    keys = _derive_keys(seed_key, N_CATEGORICAL)
+    row_keys, group_u, ints, present, cats, logits = _scratch(model)
     pos = 0
-    for r in range(n_rows):
-        row_key = _hash(keys[_KEY_ROW, 0], row_start + r)
-        logit = _draw_row(row_key, keys, model, group_u, ints, present, cats)
-        if labeled:
-            p = 1.0 / (1.0 + np.exp(-(logit + bias)))
-            u = np.float64(_hash(row_key, _SLOT_LABEL) >> np.uint64(11)) * _INV53
-            out[pos] = 49 if u < p else 48
-            out[pos + 1] = 9
-            pos += 2
-        for j in range(N_NUMERIC):
-            if present[j]:
-                pos = _write_int(out, pos, ints[j])
-            out[pos] = 9
-            pos += 1
-        for c in range(N_CATEGORICAL):
-            if cats[c] >= 0:
-                pos = _write_hex8(out, pos, _hash(keys[_KEY_TOKEN, c], cats[c]))
-            out[pos] = 9
-            pos += 1
-        out[pos - 1] = 10  # the last tab becomes the newline
+    for block in range(0, n_rows, BLOCK_ROWS):
+        n = min(BLOCK_ROWS, n_rows - block)
+        start = row_start + block
+        _draw_block(start, keys, model, row_keys, group_u, ints, present, cats, logits[:n])
+        for r in range(n):
+            if labeled:
+                p = 1.0 / (1.0 + np.exp(-(logits[r] + bias)))
+                u = np.float64(_hash(row_keys[r], _SLOT_LABEL) >> np.uint64(11)) * _INV53
+                out[pos] = 49 if u < p else 48
+                out[pos + 1] = 9
+                pos += 2
+            for j in range(N_NUMERIC):
+                if present[r, j]:
+                    pos = _write_int(out, pos, ints[r, j])
+                out[pos] = 9
+                pos += 1
+            for c in range(N_CATEGORICAL):
+                if cats[r, c] >= 0:
+                    pos = _write_hex8(out, pos, _hash(keys[_KEY_TOKEN, c], cats[r, c]))
+                out[pos] = 9
+                pos += 1
+            out[pos - 1] = 10  # the last tab becomes the newline
     return pos
 
 
 @njit(cache=True)
 def row_logits(row_start, n_rows, seed_key, model):
     """The hidden model's logits (without bias) for rows [row_start, row_start + n_rows)."""
-    keys = derive_keys(seed_key, N_CATEGORICAL)
-    group_u = np.zeros(model[0].max() + 1, dtype=np.uint64)
-    ints = np.zeros(N_NUMERIC, dtype=np.int64)
-    present = np.zeros(N_NUMERIC, dtype=np.bool_)
-    cats = np.zeros(N_CATEGORICAL, dtype=np.int64)
+    keys = _derive_keys(seed_key, N_CATEGORICAL)
+    row_keys, group_u, ints, present, cats, _ = _scratch(model)
     logits = np.empty(n_rows, dtype=np.float64)
-    for r in range(n_rows):
-        row_key = _hash(keys[_KEY_ROW, 0], row_start + r)
-        logits[r] = _draw_row(row_key, keys, model, group_u, ints, present, cats)
+    for block in range(0, n_rows, BLOCK_ROWS):
+        n = min(BLOCK_ROWS, n_rows - block)
+        _draw_block(row_start + block, keys, model, row_keys, group_u, ints, present,
+                    cats, logits[block:block + n])
     return logits
