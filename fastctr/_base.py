@@ -7,8 +7,10 @@ Subclasses declare their parameters in ``__init__`` (stored as given), their rul
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
@@ -198,9 +200,24 @@ class OnlineClassifier:
         if rows.weights is None:
             rows = rows.with_targets(weights=np.ones(rows.n_rows, np.float32))
         p = np.empty(rows.n_rows)
-        self._learn(rows, p)
+        if getattr(self, "n_jobs", 1) == 1 or rows.n_rows < 2 * self.n_jobs:
+            self._learn(rows, p)
+        else:
+            self._learn_hogwild(rows, p)
         self.n_rows_seen_ += rows.n_rows
         return p
+
+    def _learn_hogwild(self, rows: HashedRows, p: np.ndarray) -> None:
+        """Learn contiguous slices of the batch in n_jobs threads at once, lock-free.
+
+        The kernels release the GIL, so the threads run in parallel on one shared state
+        (Hogwild, Niu et al. 2011): updates can interleave, the result depends on timing and is
+        not reproducible, and rows of one slice are learned without the others' updates.
+        """
+        bounds = np.linspace(0, rows.n_rows, self.n_jobs + 1).astype(int)
+        parts = [(rows[a:b], p[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        for future in [_pool(self.n_jobs).submit(self._learn, *part) for part in parts]:
+            future.result()
 
     def fit(self, X, y=None, sample_weight=None) -> OnlineClassifier:
         """Forget what was learned, then make ``epochs`` passes over the rows in order."""
@@ -258,6 +275,12 @@ class OnlineClassifier:
 
     def __sklearn_clone__(self):
         return type(self)(**copy.deepcopy(self.get_params()))
+
+
+@functools.lru_cache(maxsize=None)
+def _pool(n_jobs: int) -> ThreadPoolExecutor:
+    """One shared pool of learner threads per size."""
+    return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fastctr-learn")
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:

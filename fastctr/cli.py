@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("alpha", "beta", "l1", "l2"):
         tr.add_argument(f"--{name}", type=float, help=f"FTRL {name}")
     tr.add_argument("--bits", type=int, help="hash table size 2**bits (18..30)")
+    tr.add_argument("--threads", type=int, default=1,
+                    help="1: sequential and deterministic (default); N >= 2: parse in a "
+                         "background thread and learn with N - 1 lock-free (Hogwild) threads")
     _data_options(tr)
 
     pr = sub.add_parser("predict", help="write one click probability per line to stdout")
@@ -104,6 +107,10 @@ def _model_params(args) -> dict:
 def cmd_train(args) -> int:
     model = MODELS[args.model]()
     model.set_params(**_model_params(args))
+    if args.threads < 1:
+        raise SystemExit(f"fastctr: --threads must be >= 1, got {args.threads}")
+    if args.threads > 1:
+        model.set_params(n_jobs=args.threads - 1)
     if args.data:
         if "-" in args.data and model.epochs > 1:
             raise SystemExit("fastctr: stdin can be read once only: use --epochs 1 with '-'")
@@ -119,7 +126,7 @@ def cmd_train(args) -> int:
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
     report = train(model, _batches(args, model.hasher_, list(passes)),
-                   report_every=args.report_every)
+                   report_every=args.report_every, prefetch=args.threads > 1)
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
              f"{report['rows_per_s']:,.0f}")
     print(json.dumps({"progressive": _rounded(report)}, indent=2))

@@ -28,13 +28,16 @@ class FTRLClassifier(OnlineClassifier):
     alpha : float, default=0.1
         Learning-rate scale.
     beta : float, default=1.0
-        Learning-rate smoothing.
+        Learning-rate smoothing; > 0 so a weight is finite even when read mid-update.
     l1 : float, default=0.5
         L1 regularisation (lambda_1).
     l2 : float, default=1.0
         L2 regularisation (lambda_2).
     epochs : int, default=1
         Passes over the data made by :meth:`fit` (``partial_fit`` always makes one).
+    n_jobs : int, default=1
+        Threads learning each batch at once, lock-free (Hogwild). 1 is sequential and
+        deterministic; more is faster on several cores but not reproducible run to run.
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
@@ -64,10 +67,11 @@ class FTRLClassifier(OnlineClassifier):
 
     _param_rules = {
         "alpha": (positive, "a float > 0"),
-        "beta": (non_negative, "a float >= 0"),
+        "beta": (positive, "a float > 0"),
         "l1": (non_negative, "a float >= 0"),
         "l2": (non_negative, "a float >= 0"),
         "epochs": (positive_int, "an int >= 1"),
+        "n_jobs": (positive_int, "an int >= 1"),
     }
     _state_names = ("zn_", "n_rows_seen_")
 
@@ -78,6 +82,7 @@ class FTRLClassifier(OnlineClassifier):
         l1: float = 0.5,
         l2: float = 1.0,
         epochs: int = 1,
+        n_jobs: int = 1,
         *,
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
@@ -91,6 +96,7 @@ class FTRLClassifier(OnlineClassifier):
         self.l1 = l1
         self.l2 = l2
         self.epochs = epochs
+        self.n_jobs = n_jobs
         self.fields = fields
         self.numeric = numeric
         self.bits = bits

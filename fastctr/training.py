@@ -4,7 +4,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from queue import Full, Queue
 from typing import Any, TextIO
 
 from fastctr._base import OnlineClassifier
@@ -43,13 +45,53 @@ class Progress:
             self.stream.flush()
 
 
+def prefetched(batches: Iterable[HashedRows], depth: int = 2) -> Iterator[HashedRows]:
+    """The batches, produced ahead by a background thread (at most ``depth`` waiting).
+
+    Parsing releases the GIL, so reading the next batch overlaps learning the current one;
+    memory grows by ``depth`` batches at most. An error in the reader is raised here.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        queue.put(batch, timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(done)
+        except BaseException as error:  # handed to the consumer, raised there
+            queue.put(error)
+
+    thread = threading.Thread(target=produce, name="fastctr-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # the consumer stopped early: let the reader thread end
+        thread.join()
+
+
 def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_every: int = 100_000,
-          progress: Progress | None = None) -> dict[str, Any]:
+          progress: Progress | None = None, prefetch: bool = False) -> dict[str, Any]:
     """Learn from a stream of labelled batches, scoring every row before learning it.
 
     Every ``report_every`` rows a line of the progressive-validation table (log loss since
     the start and of the window, window AUC, CTR, mean prediction, rows/s) is logged at INFO
     level on the ``fastctr.training`` logger.
+
+    With ``prefetch=True`` the next batches are parsed in a background thread while the model
+    learns (see :func:`prefetched`).
 
     Returns
     -------
@@ -72,7 +114,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_ever
     start = time.perf_counter()
     header_done = False
     loss = float("nan")
-    for batch in batches:
+    for batch in prefetched(batches) if prefetch else batches:
         if batch.labels is None:
             raise ValueError("training needs labelled rows; this data has no label column")
         p = model.partial_fit_predict(batch)

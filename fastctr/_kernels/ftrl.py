@@ -1,7 +1,8 @@
 """FTRL-Proximal logistic regression kernels (McMahan et al. 2013, Algorithm 1).
 
 State ``zn`` is float64 of shape (2**bits, 2): z and n of a bucket side by side, so one
-update touches one cache line. ``hp`` is float64 [alpha, beta, l1, l2].
+update touches one cache line. ``hp`` is float64 [alpha, beta, l1, l2]. Training and
+prediction release the GIL, so threads can learn (Hogwild) and score at the same time.
 """
 import numpy as np
 from numba import njit
@@ -24,7 +25,7 @@ def weight(zn, i, hp):
     return -(z - np.sign(z) * hp[2]) / ((hp[1] + np.sqrt(zn[i, 1])) / hp[0] + hp[3])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
     """One sequential pass; p_out[r] gets the probability row r had before it was learned."""
     longest = 0
@@ -52,7 +53,7 @@ def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
             zn[i, 1] = n + g * g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ftrl_margin(indptr, indices, values, zn, hp, out):
     """Margins w . x of every row, without changing the state."""
     for r in range(indptr.shape[0] - 1):
