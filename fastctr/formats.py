@@ -294,7 +294,8 @@ def read_vw(source: Source, hasher: FeatureHasher | None = None, *, labeled: boo
     hasher : FeatureHasher, optional
         Fields are namespace names; by default ``hasher_for("vw", source)`` discovers them.
     labeled : bool, optional
-        Whether lines have labels; read off the first line by default.
+        Whether lines have labels; read off the first line by default (labelled when it
+        cannot be read ahead, as from stdin).
     unknown_namespace, batch_size, on_error
         As in :class:`SparseReader`.
 

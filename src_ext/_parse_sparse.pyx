@@ -160,9 +160,14 @@ cdef int vw_head(const uint8_t* base, Py_ssize_t pos, Py_ssize_t bar, const Opti
     return 0
 
 
-cdef inline int32_t find_field(const Spec* s, uint32_t seed) noexcept nogil:
-    """The field whose seed is ``seed`` (a namespace is matched by its hashed name), or -1."""
+cdef inline int32_t find_field(const Spec* s, uint32_t seed, int32_t guess) noexcept nogil:
+    """The field whose seed is ``seed`` (a namespace is matched by its hashed name), or -1.
+
+    ``guess`` is tried first: namespaces usually come in schema order.
+    """
     cdef Py_ssize_t f
+    if 0 <= guess < s.n_fields and s.field_seed[guess] == seed:
+        return guess
     for f in range(s.n_fields):
         if s.field_seed[f] == seed:
             return <int32_t>f
@@ -198,7 +203,7 @@ cdef int vw_line(const Spec* s, const uint8_t* base, Py_ssize_t pos, Py_ssize_t 
                 seed = murmur3_32(<const uint8_t*>b" ", 1, o.hash_seed)
             else:
                 seed = murmur3_32(base + a + 1, c - a - 1, o.hash_seed)
-            f = find_field(s, seed)
+            f = find_field(s, seed, f + 1)
             if f < 0:
                 f = o.other_field
                 if f < 0:
