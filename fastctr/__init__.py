@@ -3,7 +3,9 @@
 __version__ = "0.1.0"
 
 from fastctr._rows import HashedRows
-from fastctr.exceptions import ModelFileError, NotFittedError
+from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError
+from fastctr.fm import FFMClassifier, FMClassifier
+from fastctr.formats import hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw
 from fastctr.ftrl import FTRLClassifier
 from fastctr.hashing import FeatureHasher
 from fastctr.persist import load
@@ -12,6 +14,9 @@ from fastctr.scorer import Scorer
 from fastctr.training import train
 
 __all__ = [
+    "DivergenceError",
+    "FFMClassifier",
+    "FMClassifier",
     "FTRLClassifier",
     "FeatureHasher",
     "HashedRows",
@@ -20,7 +25,13 @@ __all__ = [
     "ParseError",
     "__version__",
     "load",
+    "hasher_for",
     "read_criteo",
+    "read_csv",
+    "read_data",
+    "read_libffm",
+    "read_libsvm",
+    "read_vw",
     "Scorer",
     "train",
 ]

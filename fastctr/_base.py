@@ -136,6 +136,7 @@ class OnlineClassifier:
         if not self.is_fitted or getattr(self, self._state_names[0], None) is None:
             self._validate_params()
             self._allocate()
+            self._scorer_cache = None  # it pointed at the old arrays
             self.n_rows_seen_ = 0
 
     def __getstate__(self) -> dict:
@@ -200,7 +201,7 @@ class OnlineClassifier:
         if rows.weights is None:
             rows = rows.with_targets(weights=np.ones(rows.n_rows, np.float32))
         p = np.empty(rows.n_rows)
-        if getattr(self, "n_jobs", 1) == 1 or rows.n_rows < 2 * self.n_jobs:
+        if self.n_jobs == 1 or rows.n_rows < 2 * self.n_jobs:
             self._learn(rows, p)
         else:
             self._learn_hogwild(rows, p)

@@ -14,16 +14,17 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from fastctr import metrics
+from fastctr.fm import FFMClassifier, FMClassifier
 from fastctr.ftrl import FTRLClassifier
 from fastctr.persist import load
-from fastctr.readers import read_criteo
+from fastctr.formats import FORMATS, detect_format, hasher_for, read_data
+from fastctr.readers import first_line
 from fastctr.training import train
 
 log = logging.getLogger("fastctr")
 
 #: model name on the command line -> estimator class
-MODELS = {"ftrl": FTRLClassifier}
-FORMATS = ("criteo",)
+MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
 
 
@@ -81,15 +82,44 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--format", choices=FORMATS, default="criteo", help="log format")
+    p.add_argument("--format", choices=("auto",) + FORMATS, default="criteo",
+                   help="log format ('auto': told from the first line of the first file)")
     p.add_argument("--batch-size", type=int, default=100_000)
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad lines: stop with the file, line and field, or skip and count them")
+    p.add_argument("--label", help="csv: the label column")
+    p.add_argument("--ignore", action="append", default=[], metavar="COLUMN",
+                   help="csv: a column to leave out (repeatable)")
+    p.add_argument("--numeric", action="append", default=[], metavar="COLUMN",
+                   help="csv: a numeric column (repeatable); the others are categorical")
+    p.add_argument("--sep", default=",", help="csv: the separator, e.g. ',' or 'tab'")
+    p.add_argument("--hash-indices", action="store_true",
+                   help="libsvm/libffm: hash indices instead of using them as buckets")
+
+
+def _format_options(args) -> dict:
+    """Reader options of the chosen format (read_data rejects the others)."""
+    if args.format == "csv":
+        return {"label": args.label, "sep": _sep(args)}
+    if args.format in ("libsvm", "libffm") and args.hash_indices:
+        return {"hash_indices": True}
+    return {}
+
+
+def _sep(args) -> str:
+    return "\t" if args.sep == "tab" else args.sep
+
+
+def _resolve_format(args, sources: Sequence) -> None:
+    if args.format == "auto":
+        first = sources[0] if sources else None
+        args.format = "criteo" if first is None else detect_format(first_line(first), first)
 
 
 def _batches(args, hasher, sources: Sequence) -> Iterator:
     for source in sources:
-        yield from read_criteo(source, hasher, batch_size=args.batch_size, on_error=args.on_error)
+        yield from read_data(source, args.format, hasher, batch_size=args.batch_size,
+                             on_error=args.on_error, **_format_options(args))
 
 
 def _model_params(args) -> dict:
@@ -111,6 +141,13 @@ def cmd_train(args) -> int:
         raise SystemExit(f"fastctr: --threads must be >= 1, got {args.threads}")
     if args.threads > 1:
         model.set_params(n_jobs=args.threads - 1)
+    _resolve_format(args, args.data)
+    if args.data and args.format != "criteo":  # the schema comes from the data
+        hasher = hasher_for(args.format, args.data[0], label=args.label, ignore=args.ignore,
+                            numeric=args.numeric, sep=_sep(args), bits=model.bits,
+                            hash_seed=model.hash_seed)
+        model.set_params(**{k: v for k, v in hasher.get_params().items()
+                            if k in ("fields", "numeric")})
     if args.data:
         if "-" in args.data and model.epochs > 1:
             raise SystemExit("fastctr: stdin can be read once only: use --epochs 1 with '-'")
@@ -138,6 +175,7 @@ def cmd_train(args) -> int:
 
 def _predictions(args):
     model = load(args.model)
+    _resolve_format(args, args.data)
     for batch in _batches(args, model.hasher_, args.data):
         yield batch, model.predict_proba(batch)[:, 1]
 

@@ -7,3 +7,11 @@ class NotFittedError(ValueError, AttributeError):
 
 class ModelFileError(ValueError):
     """A model file is truncated, corrupted, of another format or of a newer version."""
+
+
+class DivergenceError(FloatingPointError, ValueError):
+    """A factorization machine's margin or latent norms blew up (non-finite or > 1e8).
+
+    Raised by ``partial_fit``/``fit`` before the offending row is learned, so the state stays
+    finite. The usual causes are unscaled feature values and a learning rate too large.
+    """

@@ -16,18 +16,11 @@ from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
 from fastctr._kernels.ffm import ffm_fit, ffm_margin
 from fastctr._kernels.fm import DIVERGE_LIMIT, fm_fit, fm_margin
 from fastctr._rows import HashedRows
+from fastctr.exceptions import DivergenceError
 
-__all__ = ["DivergenceError", "FFMClassifier", "FMClassifier"]
+__all__ = ["FFMClassifier", "FMClassifier"]
 
 _SEED_MASK = (1 << 53) - 1  # seeds travel in the float64 hyperparameter array
-
-
-class DivergenceError(FloatingPointError, ValueError):
-    """A factorization machine's margin or latent norms blew up (non-finite or > 1e8).
-
-    Raised by ``partial_fit``/``fit`` before the offending row is learned, so the state stays
-    finite. The usual causes are unscaled feature values and a learning rate too large.
-    """
 
 
 def _seed_or_none(x) -> bool:
@@ -151,6 +144,8 @@ class FMClassifier(_FactorizationBase):
         Seed of the initial latent values (None: a fresh seed, kept in ``seed_``).
     epochs : int, default=1
         Passes over the data made by :meth:`fit`.
+    n_jobs : int, default=1
+        Threads learning each batch at once, lock-free (Hogwild); 1 is deterministic.
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
@@ -181,7 +176,7 @@ class FMClassifier(_FactorizationBase):
 
     _param_rules = {
         "alpha": (positive, "a float > 0"),
-        "beta": (non_negative, "a float >= 0"),
+        "beta": (positive, "a float > 0"),
         "l1": (non_negative, "a float >= 0"),
         "l2": (non_negative, "a float >= 0"),
         "k": (_k, "an int in 1..256"),
@@ -190,6 +185,7 @@ class FMClassifier(_FactorizationBase):
         "init_std": (non_negative, "a float >= 0"),
         "random_state": (_seed_or_none, "an int >= 0 or None"),
         "epochs": (positive_int, "an int >= 1"),
+        "n_jobs": (positive_int, "an int >= 1"),
     }
     _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
     _fit_kernel = staticmethod(fm_fit)
@@ -207,6 +203,7 @@ class FMClassifier(_FactorizationBase):
         init_std: float = 0.01,
         random_state: int | None = 0,
         epochs: int = 1,
+        n_jobs: int = 1,
         *,
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
@@ -225,6 +222,7 @@ class FMClassifier(_FactorizationBase):
         self.init_std = init_std
         self.random_state = random_state
         self.epochs = epochs
+        self.n_jobs = n_jobs
         self.fields = fields
         self.numeric = numeric
         self.bits = bits
@@ -237,7 +235,6 @@ class FMClassifier(_FactorizationBase):
                          self.init_std * np.sqrt(3.0), float(self.seed_)], np.float64)
 
     def _allocate(self) -> None:
-        self._scorer_cache = None
         self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
         self.vg_ = np.zeros((1 << self.bits, 2 * self.k), np.float64)
         self.seed_ = self._derive_seed()
@@ -291,6 +288,8 @@ class FFMClassifier(_FactorizationBase):
         Seed of the initial latent values.
     epochs : int, default=1
         Passes over the data made by :meth:`fit`.
+    n_jobs : int, default=1
+        Threads learning each batch at once, lock-free (Hogwild); 1 is deterministic.
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher`; ``bits`` defaults to 18.
 
@@ -331,6 +330,7 @@ class FFMClassifier(_FactorizationBase):
         normalize: bool = True,
         random_state: int | None = 0,
         epochs: int = 1,
+        n_jobs: int = 1,
         *,
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
@@ -350,6 +350,7 @@ class FFMClassifier(_FactorizationBase):
         self.normalize = normalize
         self.random_state = random_state
         self.epochs = epochs
+        self.n_jobs = n_jobs
         self.fields = fields
         self.numeric = numeric
         self.bits = bits
@@ -363,7 +364,6 @@ class FFMClassifier(_FactorizationBase):
                         np.float64)
 
     def _allocate(self) -> None:
-        self._scorer_cache = None
         n_fields = self.hasher_.n_fields
         self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
         self.vg_ = np.zeros((1 << self.bits, n_fields, 2 * self.k), np.float64)

@@ -94,3 +94,35 @@ def test_generic_params_and_bad_values(tmp_path):
     assert bad.returncode == 2 and b"The 'alpha' parameter of FTRLClassifier must be" in bad.stderr
     missing = run("predict", str(tmp_path / "none.fctr"), "x.tsv")
     assert missing.returncode == 2 and b"no such model file" in missing.stderr
+
+
+def test_csv_with_a_declared_schema(tmp_path):
+    rows, labels = criteo_rows(2_000, seed=6)
+    lines = ["id,click,hour,site,app"] + [
+        f"{i},{y},{r.get('I1', '')},{r.get('C1', '')},{r.get('C2', '')}"
+        for i, (r, y) in enumerate(zip(rows, labels))]
+    path = tmp_path / "clicks.csv"
+    path.write_text("\n".join(lines) + "\n")
+    model_path = tmp_path / "m.fctr"
+    out = run("train", str(path), "--format", "csv", "--label", "click", "--ignore", "id",
+              "--numeric", "hour", "-o", str(model_path))
+    assert out.returncode == 0, out.stderr
+    model = load(model_path)
+    assert model.hasher_.fields == ("hour", "site", "app") and model.hasher_.numeric == ("hour",)
+    scores = run("eval", str(model_path), str(path), "--format", "csv", "--label", "click", "--json")
+    assert json.loads(scores.stdout)["rows"] == 2_000
+
+
+@pytest.mark.parametrize("model_name", ["fm", "ffm"])
+def test_factorization_models_and_auto_format(tmp_path, model_name):
+    rows, labels = criteo_rows(1_000, seed=7)
+    path = tmp_path / "clicks.vw"
+    path.write_text("".join(f"{2 * y - 1} |ad {r.get('C1', 'x')} |user {r.get('C2', 'y')}\n"
+                            for r, y in zip(rows, labels)))
+    model_path = tmp_path / "m.fctr"
+    out = run("train", str(path), "--format", "auto", "--model", model_name, "--bits", "18",
+              "-o", str(model_path))
+    assert out.returncode == 0, out.stderr
+    assert type(load(model_path)).__name__ == {"fm": "FMClassifier", "ffm": "FFMClassifier"}[model_name]
+    predictions = run("predict", str(model_path), str(path), "--format", "auto")
+    assert len(predictions.stdout.split()) == 1_000

@@ -13,7 +13,8 @@ import pytest
 from fastctr._kernels.fm import fm_fit, fm_margin
 from fastctr._kernels.ffm import ffm_fit, ffm_margin
 from fastctr._rows import HashedRows
-from fastctr.fm import DivergenceError, FFMClassifier, FMClassifier
+from fastctr import DivergenceError
+from fastctr.fm import FFMClassifier, FMClassifier
 from fastctr.ftrl import FTRLClassifier
 from fastctr.hashing import FeatureHasher
 

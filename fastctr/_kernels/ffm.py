@@ -56,7 +56,7 @@ def _vec(vg, i, f, c, k, nf, seed, scale):
     return vg[i, f, c]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     """One sequential pass; ``p_out[r]`` gets row r's probability before it was learned.
 
@@ -131,7 +131,7 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
     """Margins (log-odds) of every row, without changing the state."""
     nf, k = vg.shape[1], vg.shape[2] // 2

@@ -80,7 +80,7 @@ def _adagrad_step(vi, vold, s, gx, x, reg, eta):
         vi[c] -= eta * g / np.sqrt(acc)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     """One sequential pass of FTRL (linear) + AdaGrad (latent) over the rows.
 
@@ -141,7 +141,7 @@ def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fm_margin(indptr, indices, values, fields, zn, vg, hp, out):
     """Margins (log-odds) of every row, without changing the state."""
     k = vg.shape[1] // 2
