@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numbers
 import operator
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -148,22 +149,26 @@ def flood(
     image = np.asarray(image)
     _check_image(image)
     seed = _normalize_seed(seed_point, image.shape)
-    offsets = _neighbor_offsets(footprint, connectivity, image.ndim)
+    neighborhood = _neighborhood_key(footprint, connectivity, image.ndim)
     if tolerance is not None:
         _check_tolerance(tolerance)
 
     work, perm = _kernel_view(image)
     work_seed = tuple(seed[p] for p in perm)
-    work_offsets = offsets[:, perm]
-    lo, hi = _value_range(image[seed], tolerance, work.dtype)
-
-    rows = _span_rows(work_offsets)
-    seed_value = work[work_seed]
-    if rows is not None and lo <= seed_value <= hi:
-        mask = _span_flood(work, work_seed, rows, lo, hi)
+    if tolerance is None:
+        lo = hi = work[work_seed]
     else:
-        mask = _offset_flood(work, work_seed, work_offsets, lo, hi)
-    return mask.transpose(np.argsort(perm))
+        lo, hi = _value_range(image[seed], tolerance, work.dtype)
+
+    plan = _span_plan(neighborhood, perm, work.shape)
+    if plan is not None and lo <= work[work_seed] <= hi:
+        mask = _span_flood(work, work_seed, plan, lo, hi)
+    else:
+        offsets = _neighbor_offsets(neighborhood)[:, perm]
+        mask = _offset_flood(work, work_seed, offsets, lo, hi)
+    if perm != tuple(range(work.ndim)):
+        mask = mask.transpose(np.argsort(perm))
+    return mask
 
 
 def flood_fill(
@@ -308,46 +313,61 @@ def _normalize_seed(seed_point: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(c % n for c, n in zip(seed, shape))
 
 
-def _full_footprint(ndim: int, connectivity: Any) -> np.ndarray:
-    """Footprint of cells within `connectivity` orthogonal steps, like
-    ``scipy.ndimage.generate_binary_structure``."""
-    if isinstance(connectivity, bool) or not isinstance(connectivity, numbers.Real):
-        raise TypeError(
-            f"connectivity must be a number such as 1 or image.ndim, got "
-            f"{connectivity!r}"
-        )
-    if connectivity != connectivity:
-        raise ValueError("connectivity is NaN; use an integer from 1 to image.ndim")
-    steps = np.abs(np.indices((3,) * ndim) - 1).sum(axis=0)
-    return steps <= max(connectivity, 1)
+def _neighborhood_key(footprint: Any, connectivity: Any, ndim: int) -> tuple:
+    """Validate the neighbourhood arguments; return a hashable description.
 
-
-def _neighbor_offsets(footprint: Any, connectivity: Any, ndim: int) -> np.ndarray:
-    """Neighbour offsets, shape (K, ndim), resolved exactly as scikit-image.
-
-    scikit-image sorts the footprint's offsets by distance from the centre
-    (stable, C order) and drops the first, assuming it is the centre.
+    ``("connectivity", ndim, c)`` or ``("footprint", shape, bytes)``, so that
+    the offsets and kernel plans derived from it can be cached.
     """
     if footprint is None:
-        footprint = _full_footprint(ndim, ndim if connectivity is None else connectivity)
+        if connectivity is None:
+            connectivity = ndim
+        if isinstance(connectivity, bool) or not isinstance(connectivity, numbers.Real):
+            raise TypeError(
+                f"connectivity must be a number such as 1 or image.ndim, got "
+                f"{connectivity!r}"
+            )
+        if connectivity != connectivity:
+            raise ValueError("connectivity is NaN; use an integer from 1 to image.ndim")
+        return ("connectivity", ndim, connectivity)
+    footprint = np.asarray(footprint, dtype=bool)
+    if footprint.ndim != ndim:
+        raise ValueError(
+            f"footprint has {footprint.ndim} dimension(s) but the image has "
+            f"{ndim}; give the footprint one axis per image axis"
+        )
+    if any(s % 2 == 0 for s in footprint.shape):
+        raise ValueError(
+            f"footprint shape {footprint.shape} has an even length; every axis "
+            f"needs odd length so that the centre is defined"
+        )
+    if not footprint.any():
+        raise ValueError("footprint is all zero; mark at least one neighbour")
+    return ("footprint", footprint.shape, footprint.tobytes())
+
+
+@lru_cache(maxsize=128)
+def _neighbor_offsets(key: tuple) -> np.ndarray:
+    """Neighbour offsets, shape (K, ndim), resolved exactly as scikit-image.
+
+    A connectivity ``c`` selects the cells within ``max(c, 1)`` orthogonal
+    steps, like ``scipy.ndimage.generate_binary_structure``. scikit-image then
+    sorts the footprint's offsets by distance from the centre (stable, C
+    order) and drops the first, assuming it is the centre.
+    """
+    if key[0] == "connectivity":
+        _, ndim, connectivity = key
+        steps = np.abs(np.indices((3,) * ndim) - 1).sum(axis=0)
+        footprint = steps <= max(connectivity, 1)
     else:
-        footprint = np.asarray(footprint, dtype=bool)
-        if footprint.ndim != ndim:
-            raise ValueError(
-                f"footprint has {footprint.ndim} dimension(s) but the image "
-                f"has {ndim}; give the footprint one axis per image axis"
-            )
-        if any(s % 2 == 0 for s in footprint.shape):
-            raise ValueError(
-                f"footprint shape {footprint.shape} has an even length; every "
-                f"axis needs odd length so that the centre is defined"
-            )
-        if not footprint.any():
-            raise ValueError("footprint is all zero; mark at least one neighbour")
+        _, shape, data = key
+        footprint = np.frombuffer(data, dtype=bool).reshape(shape)
     center = np.array(footprint.shape) // 2
     offsets = np.argwhere(footprint) - center
     order = np.argsort((offsets**2).sum(axis=1), kind="stable")
-    return offsets[order[1:]].astype(np.int64)
+    offsets = offsets[order[1:]].astype(np.int64)
+    offsets.flags.writeable = False  # shared through the cache
+    return offsets
 
 
 def _check_tolerance(tolerance: Any) -> None:
@@ -391,18 +411,16 @@ def _dtype_min_max(dtype: np.dtype) -> tuple[Any, Any]:
 
 def _value_range(seed_value: np.generic, tolerance: Any,
                  kernel_dtype: np.dtype) -> tuple[np.generic, np.generic]:
-    """Inclusive range of fillable values, as scalars of `kernel_dtype`.
+    """Inclusive range of values within `tolerance` of `seed_value`, as
+    scalars of `kernel_dtype`.
 
     Mirrors scikit-image: clip ``seed -/+ abs(tolerance)`` to the image
     dtype's range in Python arithmetic, then cast (truncating for integers).
     """
-    if tolerance is None:
-        low = high = seed_value.item()
-    else:
-        tolerance = abs(tolerance)
-        min_value, max_value = _dtype_min_max(seed_value.dtype)
-        low = max(min_value.item(), seed_value.item() - tolerance)
-        high = min(max_value.item(), seed_value.item() + tolerance)
+    tolerance = abs(tolerance)
+    min_value, max_value = _dtype_min_max(seed_value.dtype)
+    low = max(min_value.item(), seed_value.item() - tolerance)
+    high = min(max_value.item(), seed_value.item() + tolerance)
     return (_cast_bound(low, seed_value.dtype, kernel_dtype),
             _cast_bound(high, seed_value.dtype, kernel_dtype))
 
@@ -413,6 +431,40 @@ def _cast_bound(bound: Any, dtype: np.dtype, kernel_dtype: np.dtype) -> np.gener
         return kernel_dtype.type(dtype.type(bound))
     info = np.iinfo(kernel_dtype)
     return kernel_dtype.type(min(max(int(bound), info.min), info.max))
+
+
+class _SpanPlan(NamedTuple):
+    """Neighbour rows in the form :func:`span_fill` takes them."""
+
+    lead_shape: np.ndarray
+    row_strides: np.ndarray
+    dlead: np.ndarray
+    drow: np.ndarray
+    elo: np.ndarray
+    ehi: np.ndarray
+    rev: np.ndarray
+
+
+@lru_cache(maxsize=128)
+def _span_plan(key: tuple, perm: tuple[int, ...],
+               shape: tuple[int, ...]) -> _SpanPlan | None:
+    """Plan the scanline kernel over axes ``perm`` of an image of ``shape``
+    (already permuted), or None if the neighbourhood does not suit it."""
+    rows = _span_rows(_neighbor_offsets(key)[:, perm])
+    if rows is None:
+        return None
+    lead_shape = np.array(shape[:-1], dtype=np.int64)
+    m = lead_shape.size
+    row_strides = np.append(np.cumprod(lead_shape[::-1])[::-1][1:], 1)[:m]
+    dlead = np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows), m)
+    index = {r[0]: k for k, r in enumerate(rows)}
+    rev = [index.get(tuple(-d for d in r[0]), -1) for r in rows]
+    return _SpanPlan(
+        lead_shape, row_strides, dlead, dlead @ row_strides,
+        np.array([r[1] for r in rows], dtype=np.int64),
+        np.array([r[2] for r in rows], dtype=np.int64),
+        np.array(rev, dtype=np.int64),
+    )
 
 
 def _span_rows(offsets: np.ndarray) -> list[tuple[tuple[int, ...], int, int]] | None:
@@ -436,25 +488,14 @@ def _span_rows(offsets: np.ndarray) -> list[tuple[tuple[int, ...], int, int]] | 
     return rows
 
 
-def _span_flood(work: np.ndarray, seed: tuple[int, ...],
-                rows: list[tuple[tuple[int, ...], int, int]],
+def _span_flood(work: np.ndarray, seed: tuple[int, ...], plan: _SpanPlan,
                 lo: np.generic, hi: np.generic) -> np.ndarray:
     """Run the scanline kernel; returns a C-contiguous bool mask."""
-    lead_shape = np.array(work.shape[:-1], dtype=np.int64)
-    m = lead_shape.size
-    row_strides = np.append(np.cumprod(lead_shape[::-1])[::-1][1:], 1)[:m]
-    dlead = np.array([r[0] for r in rows], dtype=np.int64).reshape(len(rows), m)
-    index = {r[0]: k for k, r in enumerate(rows)}
-    rev = np.array([index.get(tuple(-d for d in r[0]), -1) for r in rows], dtype=np.int64)
-    seed_lead = np.array(seed[:-1], dtype=np.int64)
     mask = np.zeros(work.shape, dtype=np.bool_)
-    span_fill(
-        work.reshape(-1), mask.view(np.uint8).reshape(-1), lead_shape,
-        work.shape[-1], seed_lead, int(seed_lead @ row_strides), seed[-1],
-        dlead, dlead @ row_strides,
-        np.array([r[1] for r in rows], dtype=np.int64),
-        np.array([r[2] for r in rows], dtype=np.int64), rev, lo, hi,
-    )
+    seed_row = sum(c * s for c, s in zip(seed[:-1], plan.row_strides.tolist()))
+    span_fill(work.reshape(-1), mask.view(np.uint8).reshape(-1),
+              plan.lead_shape, work.shape[-1], seed_row, seed[-1], plan.dlead,
+              plan.drow, plan.elo, plan.ehi, plan.rev, lo, hi)
     return mask
 
 
