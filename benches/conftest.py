@@ -96,6 +96,7 @@ def record_rate():
     return _record_rate
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """Print each peer's ratio to the fastctr benchmark it names in ``extra_info['vs']``."""
     session = getattr(config, "_benchmarksession", None)
