@@ -6,10 +6,9 @@ complete line is left; the GIL is released while it runs and no Python object is
 token. Errors are reported as codes with their position; the Python reader words them.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport strtod
 from libc.string cimport memchr
 
-from rowspec cimport Spec, make_spec, hash_token, hash_number, emit_row
+from rowspec cimport Spec, make_spec, hash_token, hash_number, emit_row, parse_number
 
 import numpy as np
 
@@ -24,26 +23,6 @@ cpdef enum ParseErrorCode:
     ERR_BAD_LABEL = 2
     ERR_BAD_NUMBER = 3
     ERR_MISSING_LABEL = 4
-
-
-cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
-    """Decimal integer fast path, strtod for the rest (the token is followed by a delimiter)."""
-    cdef Py_ssize_t i = 0
-    cdef int64_t acc = 0
-    cdef bint neg = False
-    cdef char* endp
-    if p[0] == c'-':
-        neg = True
-        i = 1
-    if i < n and n - i <= 18:
-        while i < n and c'0' <= p[i] <= c'9':
-            acc = acc * 10 + (p[i] - c'0')
-            i += 1
-        if i == n and not (neg and n == 1):
-            out[0] = -acc if neg else acc
-            return True
-    out[0] = strtod(<const char*>p, &endp)
-    return endp == <const char*>(p + n) and out[0] == out[0]
 
 
 def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1] col_field,

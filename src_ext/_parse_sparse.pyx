@@ -8,10 +8,9 @@ entries, so a call also stops, without consuming the line, when the next line mi
 the caller grows the arrays and calls again.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport strtod
 from libc.string cimport memchr
 
-from rowspec cimport Spec, make_spec, murmur3_32
+from rowspec cimport Spec, make_spec, murmur3_32, parse_number
 
 cpdef enum SparseFormat:
     VW = 0
@@ -61,29 +60,6 @@ cdef inline bint is_space(uint8_t c) noexcept nogil:
     return c == c' ' or c == c'\t'
 
 
-cdef inline bint parse_float(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
-    """A finite-or-infinite decimal number filling exactly p[:n] (p[n] is a delimiter).
-
-    Same rule as _parse.parse_number (integer fast path, strtod otherwise).
-    """
-    cdef Py_ssize_t i = 0
-    cdef int64_t acc = 0
-    cdef char* endp
-    if n == 0:
-        return False
-    if p[0] == c'-':
-        i = 1
-    if i < n and n - i <= 18:
-        while i < n and c'0' <= p[i] <= c'9':
-            acc = acc * 10 + (p[i] - c'0')
-            i += 1
-        if i == n and not (p[0] == c'-' and n == 1):
-            out[0] = -acc if p[0] == c'-' else acc
-            return True
-    out[0] = strtod(<const char*>p, &endp)
-    return endp == <const char*>(p + n) and out[0] == out[0]
-
-
 cdef inline bint parse_index(const uint8_t* p, Py_ssize_t n, int64_t* out) noexcept nogil:
     """A non-negative decimal integer of at most 18 digits filling exactly p[:n]."""
     cdef Py_ssize_t i
@@ -101,7 +77,7 @@ cdef inline bint parse_index(const uint8_t* p, Py_ssize_t n, int64_t* out) noexc
 cdef inline int parse_label(const uint8_t* p, Py_ssize_t n, Row* r) noexcept nogil:
     """Labels -1/0/1 (any spelling of those numbers, e.g. +1 or 1.0) become 0/1."""
     cdef double x
-    if not parse_float(p, n, &x) or not (x == -1.0 or x == 0.0 or x == 1.0):
+    if not parse_number(p, n, &x) or not (x == -1.0 or x == 0.0 or x == 1.0):
         return ERR_BAD_LABEL
     r.label = 1.0 if x > 0 else 0.0
     return 0
@@ -154,7 +130,7 @@ cdef int vw_head(const uint8_t* base, Py_ssize_t pos, Py_ssize_t bar, const Opti
     if err:
         return fail(r, err, 0, ta[0], tb[0])
     if n == 2:
-        if not parse_float(base + ta[1], tb[1] - ta[1], &w) or not w >= 0:
+        if not parse_number(base + ta[1], tb[1] - ta[1], &w) or not w >= 0:
             return fail(r, ERR_BAD_WEIGHT, 1, ta[1], tb[1])
         r.weight = <float>w
     return 0
@@ -209,7 +185,7 @@ cdef int vw_line(const Spec* s, const uint8_t* base, Py_ssize_t pos, Py_ssize_t 
                 if f < 0:
                     return fail(r, ERR_UNKNOWN_NAMESPACE, tok, a + 1, c)
             scale = 1.0
-            if c < b and not parse_float(base + c + 1, b - c - 1, &scale):
+            if c < b and not parse_number(base + c + 1, b - c - 1, &scale):
                 return fail(r, ERR_BAD_VALUE, tok, c + 1, b)
         else:
             b = token_end(base, a, le, True)
@@ -219,7 +195,7 @@ cdef int vw_line(const Spec* s, const uint8_t* base, Py_ssize_t pos, Py_ssize_t 
             if c == a:
                 return fail(r, ERR_BAD_FEATURE, tok, a, b)
             x = 1.0
-            if c < b and not parse_float(base + c + 1, b - c - 1, &x):
+            if c < b and not parse_number(base + c + 1, b - c - 1, &x):
                 return fail(r, ERR_BAD_VALUE, tok, c + 1, b)
             r.idx[r.k] = murmur3_32(base + a, c - a, seed) & s.mask
             r.val[r.k] = <float>(x * scale)
@@ -267,7 +243,7 @@ cdef int svm_line(const Spec* s, const uint8_t* base, Py_ssize_t pos, Py_ssize_t
             d += 1
         if d == b or not parse_index(base + c, d - c, &i):
             return fail(r, ERR_BAD_INDEX, tok, a, b)
-        if not parse_float(base + d + 1, b - d - 1, &x):
+        if not parse_number(base + d + 1, b - d - 1, &x):
             return fail(r, ERR_BAD_VALUE, tok, d + 1, b)
         if o.hash_indices:
             bucket = murmur3_32(base + c, d - c, s.field_seed[f]) & s.mask

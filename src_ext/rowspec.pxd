@@ -7,6 +7,7 @@ dict-row hasher and the serving scorer hash a row in exactly one way.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 from libc.math cimport log, floor, log1p, fabs
+from libc.stdlib cimport strtod
 
 cimport numpy as cnp
 
@@ -55,6 +56,29 @@ cdef inline uint32_t murmur3_32(const uint8_t* data, Py_ssize_t n, uint32_t seed
     h *= <uint32_t>0xc2b2ae35u
     h ^= h >> 16
     return h
+
+
+cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
+    """A number filling exactly p[:n] (p[n] is a delimiter): a decimal integer fast path,
+    strtod for the rest; NaN and partial parses are rejected."""
+    cdef Py_ssize_t i = 0
+    cdef int64_t acc = 0
+    cdef bint neg = False
+    cdef char* endp
+    if n == 0:
+        return False
+    if p[0] == c'-':
+        neg = True
+        i = 1
+    if i < n and n - i <= 18:
+        while i < n and c'0' <= p[i] <= c'9':
+            acc = acc * 10 + (p[i] - c'0')
+            i += 1
+        if i == n and not (neg and n == 1):
+            out[0] = -acc if neg else acc
+            return True
+    out[0] = strtod(<const char*>p, &endp)
+    return endp == <const char*>(p + n) and out[0] == out[0]
 
 
 cdef struct Spec:
