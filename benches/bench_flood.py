@@ -25,6 +25,8 @@ from fastctr.flood import flood
 # seconds per call.
 SIZES = {"1024^2": ((1024, 1024), 15), "4096^2": ((4096, 4096), 3),
          "256^3": ((256, 256, 256), 3)}
+# The smoke run (benchmarks disabled) checks every case on small grids.
+SMOKE_SHAPES = {"1024^2": (128, 128), "4096^2": (256, 256), "256^3": (32, 32, 32)}
 PATTERNS = {"uniform": None, "random55": 0.55, "random65": 0.65}
 CASES = [
     (size, pattern, conn)
@@ -40,9 +42,8 @@ def _connectivity(ndim: int, conn: int) -> int:
 
 
 @lru_cache(maxsize=None)
-def _case(size: str, pattern: str, conn: int) -> tuple[np.ndarray, tuple[int, ...]]:
+def _case(shape: tuple[int, ...], pattern: str, conn: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """The image and a seed in its largest region (for ``uniform``, the centre)."""
-    shape = SIZES[size][0]
     if PATTERNS[pattern] is None:
         return np.zeros(shape, dtype=np.uint8), tuple(n // 2 for n in shape)
     ndi = pytest.importorskip("scipy.ndimage")
@@ -56,9 +57,9 @@ def _case(size: str, pattern: str, conn: int) -> tuple[np.ndarray, tuple[int, ..
 
 
 @lru_cache(maxsize=None)
-def _reference(size: str, pattern: str, conn: int) -> np.ndarray:
+def _reference(shape: tuple[int, ...], pattern: str, conn: int) -> np.ndarray:
     """fastctr's mask for a case, against which the peers are checked."""
-    image, seed = _case(size, pattern, conn)
+    image, seed = _case(shape, pattern, conn)
     return flood(image, seed, connectivity=_connectivity(image.ndim, conn))
 
 
@@ -98,12 +99,13 @@ def _case_id(size: str, pattern: str, conn: int) -> str:
 
 @pytest.mark.parametrize("size,pattern,conn,impl", RUNS,
                          ids=[f"{_case_id(*run[:3])}-{run[3]}" for run in RUNS])
-def test_flood(benchmark, size: str, pattern: str, conn: int, impl: str) -> None:
-    image, seed = _case(size, pattern, conn)
+def test_flood(benchmark, enabled: bool, size: str, pattern: str, conn: int, impl: str) -> None:
+    shape = SIZES[size][0] if enabled else SMOKE_SHAPES[size]
+    image, seed = _case(shape, pattern, conn)
     fill = IMPLS[impl](image, seed, conn)
     benchmark.group = f"flood|{size}|{pattern}|conn{conn}"
     if impl != "fastctr":
         benchmark.extra_info["vs"] = f"test_flood[{_case_id(size, pattern, conn)}-fastctr]"
     rounds = SIZES[size][1]
     result = benchmark.pedantic(fill, rounds=rounds, iterations=1, warmup_rounds=1)
-    np.testing.assert_array_equal(result, _reference(size, pattern, conn))
+    np.testing.assert_array_equal(result, _reference(shape, pattern, conn))
