@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from fastctr._rows import HashedRows
 from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError
+from fastctr.flood import flood, flood_fill
 from fastctr.fm import FFMClassifier, FMClassifier
 from fastctr.formats import hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw
 from fastctr.ftrl import FTRLClassifier
@@ -24,6 +25,8 @@ __all__ = [
     "NotFittedError",
     "ParseError",
     "__version__",
+    "flood",
+    "flood_fill",
     "load",
     "hasher_for",
     "read_criteo",
