@@ -59,6 +59,15 @@ cdef class RowHasher:
                 np.asarray(self.fld)[:n].copy())
 
 
+cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double alpha, double beta,
+                                double l1, double l2) noexcept nogil:
+    """FTRL-Proximal's weight of bucket i (fastctr._kernels.ftrl.weight)."""
+    cdef double z = zn[i, 0]
+    if fabs(z) <= l1:
+        return 0.0
+    return -(z - (l1 if z > 0 else -l1)) / ((beta + sqrt(zn[i, 1])) / alpha + l2)
+
+
 cdef class FTRLScorer:
     """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket).
 
@@ -79,14 +88,10 @@ cdef class FTRLScorer:
         self.l2 = l2
 
     cdef double margin(self, const int32_t* idx, const float* val, Py_ssize_t n) noexcept nogil:
-        cdef double m = 0.0, z, w
+        cdef double m = 0.0
         cdef Py_ssize_t j
         for j in range(n):
-            z = self.zn[idx[j], 0]
-            if fabs(z) > self.l1:
-                w = -(z - (self.l1 if z > 0 else -self.l1)) / (
-                    (self.beta + sqrt(self.zn[idx[j], 1])) / self.alpha + self.l2)
-                m += w * val[j]
+            m += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
         return m
 
     def predict_one(self, dict row):
@@ -130,14 +135,6 @@ cdef inline double _init_value(uint64_t seed, uint64_t key, double scale) noexce
     x = x ^ (x >> 31)
     cdef double u = <double>(x >> 11) * (1.0 / 9007199254740992.0)
     return scale * (2.0 * u - 1.0)
-
-
-cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double alpha, double beta,
-                                double l1, double l2) noexcept nogil:
-    cdef double z = zn[i, 0]
-    if fabs(z) <= l1:
-        return 0.0
-    return -(z - (l1 if z > 0 else -l1)) / ((beta + sqrt(zn[i, 1])) / alpha + l2)
 
 
 cdef class FMScorer:
