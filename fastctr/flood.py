@@ -4,10 +4,12 @@
 This module validates input, resolves the neighbourhood exactly as
 scikit-image does, and picks a kernel from :mod:`fastctr._kernels.flood`:
 
-* a scanline kernel when every row of the neighbourhood (cells sharing all
+* a row kernel when every row of the neighbourhood (cells sharing all
   leading coordinates) is an interval along the last axis and the seed's own
   row holds exactly the two adjacent cells, which covers every
-  ``connectivity`` and the default full connectivity;
+  ``connectivity`` and the default full connectivity: on bitmasks, 64 cells
+  a word, when rows have at least ``_BIT_MIN_WIDTH`` cells (and the
+  neighbourhood reaches at most 63 cells along it), else a scanline kernel;
 * a breadth-first search over arbitrary offsets for any other footprint (and
   for a NaN seed, which is filled without matching itself).
 """
@@ -21,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fastctr._kernels.flood import offset_fill, span_fill
+from fastctr._kernels.flood import bit_fill, offset_fill, span_fill
 
 __all__ = ["flood", "flood_fill", "SeedOutOfBoundsError"]
 
@@ -433,8 +435,14 @@ def _cast_bound(bound: Any, dtype: np.dtype, kernel_dtype: np.dtype) -> np.gener
     return kernel_dtype.type(min(max(int(bound), info.min), info.max))
 
 
+# Shortest rows (last axis) for bit_fill: its bookkeeping costs 42 bytes per
+# row, under 1 byte per cell from here on, and two bits per cell.
+_BIT_MIN_WIDTH = 64
+
+
 class _SpanPlan(NamedTuple):
-    """Neighbour rows in the form :func:`span_fill` takes them."""
+    """Neighbour rows in the form :func:`span_fill` and :func:`bit_fill` take
+    them."""
 
     lead_shape: np.ndarray
     row_strides: np.ndarray
@@ -448,7 +456,7 @@ class _SpanPlan(NamedTuple):
 @lru_cache(maxsize=128)
 def _span_plan(key: tuple, perm: tuple[int, ...],
                shape: tuple[int, ...]) -> _SpanPlan | None:
-    """Plan the scanline kernel over axes ``perm`` of an image of ``shape``
+    """Plan the row kernels over axes ``perm`` of an image of ``shape``
     (already permuted), or None if the neighbourhood does not suit it."""
     rows = _span_rows(_neighbor_offsets(key)[:, perm])
     if rows is None:
@@ -468,7 +476,7 @@ def _span_plan(key: tuple, perm: tuple[int, ...],
 
 
 def _span_rows(offsets: np.ndarray) -> list[tuple[tuple[int, ...], int, int]] | None:
-    """Describe `offsets` as rows for the scanline kernel, or None if it can't.
+    """Describe `offsets` as rows for the row kernels, or None if it can't.
 
     A row is ``(leading offset, lo, hi)``: the last-axis offsets reaching that
     row are exactly ``lo..hi``. The seed's own row must hold exactly -1 and +1
@@ -490,12 +498,18 @@ def _span_rows(offsets: np.ndarray) -> list[tuple[tuple[int, ...], int, int]] | 
 
 def _span_flood(work: np.ndarray, seed: tuple[int, ...], plan: _SpanPlan,
                 lo: np.generic, hi: np.generic) -> np.ndarray:
-    """Run the scanline kernel; returns a C-contiguous bool mask."""
+    """Run a row kernel (bitmask or scanline); returns a C-contiguous bool
+    mask."""
     mask = np.zeros(work.shape, dtype=np.bool_)
     seed_row = sum(c * s for c, s in zip(seed[:-1], plan.row_strides.tolist()))
-    span_fill(work.reshape(-1), mask.view(np.uint8).reshape(-1),
-              plan.lead_shape, work.shape[-1], seed_row, seed[-1], plan.dlead,
-              plan.drow, plan.elo, plan.ehi, plan.rev, lo, hi)
+    width = work.shape[-1]
+    args = (work.reshape(-1), mask.view(np.uint8).reshape(-1), plan.lead_shape,
+            width, seed_row, seed[-1], plan.dlead, plan.drow, plan.elo, plan.ehi)
+    reach = max(np.abs(plan.elo).max(initial=0), np.abs(plan.ehi).max(initial=0))
+    if width >= _BIT_MIN_WIDTH and reach < 64:
+        bit_fill(*args, lo, hi)
+    else:
+        span_fill(*args, plan.rev, lo, hi)
     return mask
 
 

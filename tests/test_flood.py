@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import fastctr.flood as flood_module
 from fastctr.flood import SeedOutOfBoundsError, flood, flood_fill
 
+# ``fastctr.flood`` the attribute is the function (re-exported by the
+# package); the module itself comes from the import system.
+flood_module = importlib.import_module("fastctr.flood")
 skimage_segmentation = pytest.importorskip("skimage.segmentation")
 sk_flood = skimage_segmentation.flood
 
@@ -78,6 +81,77 @@ def test_matches_skimage_on_larger_random_regions(seed, shape, density, connecti
     np.testing.assert_array_equal(
         flood(image, start, connectivity=connectivity),
         sk_flood(image, start, connectivity=connectivity))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flood_cases())
+def test_bitmask_kernel_matches_skimage_on_small_images(case):
+    # Force the bitmask row kernel onto rows of any length (normally only
+    # rows of 64+ cells use it): every dtype, layout, tolerance and
+    # neighbourhood of flood_cases, one word per row.
+    image, seed, kwargs = case
+    expected = _sk_reference(image, seed, **kwargs)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flood_module, "_BIT_MIN_WIDTH", 1)
+        got = flood(image, seed, **kwargs)
+    np.testing.assert_array_equal(got, expected)
+
+
+@st.composite
+def interval_footprints(draw, ndim):
+    """A footprint whose rows along the last axis are intervals (possibly
+    empty), with the centre row exactly the centre and its two neighbours:
+    the neighbourhoods the row kernels take, beyond plain connectivity."""
+    shape = tuple(draw(st.sampled_from([1, 3, 5])) for _ in range(ndim - 1))
+    width = draw(st.sampled_from([3, 5, 7]))
+    footprint = np.zeros(shape + (width,), dtype=bool)
+    for lead in np.ndindex(shape):
+        lo = draw(st.integers(0, width - 1))
+        hi = draw(st.integers(lo - 1, width - 1))  # hi < lo: an empty row
+        footprint[lead][lo:hi + 1] = True
+    centre = tuple(n // 2 for n in shape)
+    footprint[centre] = False
+    footprint[centre][width // 2 - 1:width // 2 + 2] = True
+    return footprint
+
+
+@st.composite
+def wide_binary_cases(draw):
+    """Random binary images with rows of 64+ cells (several words, partial
+    last word), a seed and a row-kernel neighbourhood."""
+    ndim = draw(st.integers(1, 3))
+    lead = [draw(st.integers(1, 40 if ndim == 2 else 8)) for _ in range(ndim - 1)]
+    width = draw(st.sampled_from([64, 65, 127, 128, 129, 200, 300]))
+    shape = tuple(lead) + (width,)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = (rng.random(shape) < draw(st.sampled_from([0.4, 0.55, 0.65, 0.8, 1.0]))).astype(np.uint8)
+    seed = tuple(int(rng.integers(n)) for n in shape)
+    if draw(st.booleans()):
+        kwargs = {"connectivity": draw(st.integers(1, ndim))}
+    else:
+        kwargs = {"footprint": draw(interval_footprints(ndim))}
+    return image, seed, kwargs
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(wide_binary_cases())
+def test_bitmask_kernel_matches_skimage_on_wide_rows(case):
+    image, seed, kwargs = case
+    np.testing.assert_array_equal(flood(image, seed, **kwargs),
+                                  sk_flood(image, seed, **kwargs))
+
+
+def test_wide_footprint_on_wide_rows_matches_skimage():
+    # Offsets of 64+ cells along the rows: beyond the bitmask kernel's
+    # one-word reach, so the scanline kernel runs although rows are long.
+    rng = np.random.default_rng(3)
+    image = (rng.random((6, 300)) < 0.3).astype(np.uint8)
+    footprint = np.zeros((3, 131), dtype=bool)
+    footprint[1, 64:67] = True
+    footprint[0, :] = footprint[2, 65] = True
+    for seed in [(0, 0), (2, 150), (5, 299)]:
+        np.testing.assert_array_equal(flood(image, seed, footprint=footprint),
+                                      sk_flood(image, seed, footprint=footprint))
 
 
 def test_nan_seed_matches_skimage():

@@ -1,21 +1,26 @@
 """Iterative flood-fill kernels (numba).
 
-Both kernels fill every cell reachable from a seed through cells whose value
-lies in ``[lo, hi]``; equality is the case ``lo == hi``. Neither recurses: work
-is kept in explicit, growable numpy arrays, so region size is bounded only by
-memory.
+Every kernel fills each cell reachable from a seed through cells whose value
+lies in ``[lo, hi]``; equality is the case ``lo == hi``. None recurses: work
+is kept in explicit numpy arrays, so region size is bounded only by memory.
 
-* :func:`span_fill` walks maximal runs ("spans") along the last, contiguous
-  axis, the scanline idea behind OpenCV's ``floodFill`` generalised to n-D and
-  to any neighbourhood whose rows are intervals (see ``fastctr.flood``).
+* :func:`bit_fill` grows the region a whole row of the last, contiguous axis
+  at a time, on bitmasks packed 64 cells to a word: 1-D runs are filled with
+  carries and shifts, and reached from neighbouring rows by shifted ORs. For
+  any neighbourhood whose rows are intervals (see ``fastctr.flood``) on rows
+  of at least 64 cells; its per-row bookkeeping makes narrower rows costly.
+* :func:`span_fill` walks maximal runs ("spans") along the last axis, the
+  scanline idea behind OpenCV's ``floodFill`` generalised to n-D: the same
+  neighbourhoods on narrow rows. It works cell by cell, which costs branches
+  when runs are short (noisy images), hence :func:`bit_fill`.
 * :func:`offset_fill` is a breadth-first search over raveled indices with
   arbitrary neighbour offsets, bounded by a padded flag array.
 
-Only the output mask (or padded flag array) is written; the image is read-only.
-Each fill is a driver around a ``_drain_*`` loop that never reallocates its
-work array: numba rebinding an array variable inside a hot loop costs
-reference counting and defeats LLVM's alias analysis (2-10x slower here). The
-loop returns when the array might overflow; the driver grows it and resumes.
+The image is read-only. :func:`span_fill` and :func:`offset_fill` are drivers
+around a ``_drain_*`` loop that never reallocates its work array: numba
+rebinding an array variable inside a hot loop costs reference counting and
+defeats LLVM's alias analysis (2-10x slower here). The loop returns when the
+array might overflow; the driver grows it and resumes.
 """
 
 from __future__ import annotations
@@ -279,3 +284,247 @@ def _drain_ring(img, flags, flag_offsets, img_offsets, lo, hi, ring, head, size)
                 ring[tail, 1] = j
                 size += 1
     return head, size
+
+
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+_TOP = np.uint64(63)
+
+
+# Eight 0/1 flag bytes, read as a little-endian uint64, pack into one byte by
+# a multiply: each product term moves one flag to its place, and no two
+# terms overlap, so nothing carries.
+_GATHER = np.uint64(0x0102040810204080)  # flag at bit 8j -> bit 56 + j
+
+
+@njit(cache=True)
+def _load_row(img, base, width, lo, hi, cand, row, buf):
+    """Pack ``lo <= img[base:base + width] <= hi`` into ``cand[row]``: bit i
+    of word w is cell ``64 * w + i``; bits past the row's end stay clear.
+
+    ``buf`` is a scratch uint64 array of ``8 * cand.shape[1]`` words. Two
+    passes (compare into bytes, then gather) vectorise; a shift-or per cell
+    does not, and is ten times slower.
+    """
+    flags = buf.view(np.uint8)
+    # Through a slice, the index is provably non-negative: numba then drops
+    # its negative-index wraparound, which would block vectorisation.
+    cells = img[base:base + width]
+    for i in range(width):
+        v = cells[i]
+        flags[i] = (lo <= v) & (v <= hi)
+    flags[width:] = 0
+    for w in range(cand.shape[1]):
+        bits = _ZERO
+        for k in range(8):
+            byte = (buf[8 * w + k] * _GATHER) >> np.uint64(56)
+            bits |= byte << np.uint64(8 * k)
+        cand[row, w] = bits
+
+
+@njit(cache=True)
+def _store_row(fill, row, width, mask, base):
+    """Unpack ``fill[row]`` into 0/1 bytes ``mask[base:base + width]``.
+
+    Byte-wise shifts by ``i & 7`` vectorise (word-wise ones do not)."""
+    bits = fill[row].view(np.uint8)
+    out = mask[base:base + width]
+    for i in range(width):
+        out[i] = (bits[i >> 3] >> (i & 7)) & 1
+
+
+@njit(cache=True)
+def _word_runs(c, s):
+    """The bits of word ``c`` in runs (stretches of set bits) holding a bit
+    of ``s``, a subset of ``c``; within this word only."""
+    # Upward by carry: adding a seed to its run clears it from the seed up and
+    # carries into the clear bit above; xor recovers the bits, | s any later
+    # seeds of the same run.
+    x = (((c + s) ^ c) | s) & c
+    # Downward by doubling (Kogge-Stone occluded fill): g marks bits whose
+    # next 1, 2, 4, ... lower bits are all candidates.
+    g = c
+    x |= (x >> np.uint64(1)) & g
+    g &= g >> np.uint64(1)
+    x |= (x >> np.uint64(2)) & g
+    g &= g >> np.uint64(2)
+    x |= (x >> np.uint64(4)) & g
+    g &= g >> np.uint64(4)
+    x |= (x >> np.uint64(8)) & g
+    g &= g >> np.uint64(8)
+    x |= (x >> np.uint64(16)) & g
+    g &= g >> np.uint64(16)
+    x |= (x >> np.uint64(32)) & g
+    return x
+
+
+@njit(cache=True)
+def _fill_runs(cand, fill, row, t, seeds):
+    """Fill the runs of ``cand[row]`` through ``seeds`` (unfilled bits of word
+    ``t``), following them across words; returns the first and last word
+    changed."""
+    nw = cand.shape[1]
+    x = _word_runs(cand[row, t], seeds)
+    fill[row, t] |= x
+    first = t
+    last = t
+    # A run through bit 63 goes on while the next word starts with a candidate.
+    up = x >> _TOP
+    w = t + 1
+    while up != 0 and w < nw:
+        c = cand[row, w]
+        y = ((c + _ONE) ^ c) & c  # bit 0 up to the first clear bit
+        if y == 0:
+            break
+        fill[row, w] |= y
+        last = w
+        up = y >> _TOP
+        w += 1
+    down = x & _ONE
+    w = t - 1
+    while down != 0 and w >= 0:
+        c = cand[row, w]
+        if c >> _TOP == 0:
+            break
+        y = _word_runs(c, _ONE << _TOP)
+        fill[row, w] |= y
+        first = w
+        down = y & _ONE
+        w -= 1
+    return first, last
+
+
+@njit(cache=True)
+def bit_fill(img, mask, lead_shape, width, seed_row, seed_x, dlead, drow,
+             elo, ehi, lo, hi):
+    """Flood fill on packed bitmasks, a row of the last axis at a time.
+
+    Two bitmasks of shape (rows, words) are kept: ``cand``, the cells in
+    ``[lo, hi]`` (packed from the image when a row is first reached), and
+    ``fill``, the filled cells. Filled cells always form whole runs of
+    ``cand`` in their row. A stack holds the rows whose filled cells may
+    reach unfilled candidates in neighbouring rows, each with the range of
+    words changed since it was last scanned; a row is on the stack at most
+    once (a second push widens its range), so the stack needs one slot per
+    row. Scanning a row shifts and ORs its filled words into each neighbour
+    row, and fills the runs of candidates they hit there.
+
+    Memory: two bits per cell, plus 42 bytes per row.
+
+    Parameters
+    ----------
+    img : 1-D array
+        The raveled C-contiguous image, ``prod(lead_shape) * width`` cells.
+    mask : 1-D uint8 array
+        Zeroed output of the same size; filled cells are set to 1.
+    lead_shape : int64 array, shape (m,)
+        Shape of all axes but the last (``m = ndim - 1``).
+    width : int
+        Length of the last axis.
+    seed_row, seed_x : int
+        Seed as a raveled row index and a last-axis index. The seed value
+        must lie in ``[lo, hi]``.
+    dlead : int64 array, shape (K, m)
+        Leading-axis offset of each neighbouring row.
+    drow : int64 array, shape (K,)
+        The same offsets raveled into a row-index delta.
+    elo, ehi : int64 arrays, shape (K,)
+        Last-axis offsets reaching row ``k`` form the interval ``[elo, ehi]``;
+        ``-63 <= elo <= ehi <= 63``, so one word reaches at most its two
+        neighbours.
+    lo, hi : scalar of the image dtype
+        Inclusive value range of fillable cells.
+    """
+    m = lead_shape.shape[0]
+    nk = drow.shape[0]
+    nrows = 1
+    for i in range(m):
+        nrows *= lead_shape[i]
+    nw = (width + 63) // 64
+    cand = np.empty((nrows, nw), dtype=np.uint64)
+    fill = np.zeros((nrows, nw), dtype=np.uint64)
+    loaded = np.zeros(nrows, dtype=np.bool_)
+    queued = np.zeros(nrows, dtype=np.bool_)
+    dirty = np.empty((nrows, 2), dtype=np.int64)
+    stack = np.empty(nrows, dtype=np.int64)
+    lead = np.empty(m, dtype=np.int64)
+    buf = np.empty(8 * nw, dtype=np.uint64)  # scratch for _load_row
+
+    _load_row(img, seed_row * width, width, lo, hi, cand, seed_row, buf)
+    loaded[seed_row] = True
+    first, last = _fill_runs(cand, fill, seed_row, seed_x // 64,
+                             _ONE << np.uint64(seed_x % 64))
+    dirty[seed_row, 0] = first
+    dirty[seed_row, 1] = last
+    queued[seed_row] = True
+    stack[0] = seed_row
+    sp = 1
+    while sp > 0:
+        sp -= 1
+        row = stack[sp]
+        queued[row] = False
+        # Words changed since the row was last scanned: only they (and, by
+        # a shift across a word boundary, one word either side) can reach
+        # new cells. Earlier filled words were scanned already.
+        a = dirty[row, 0]
+        b = dirty[row, 1]
+        if m > 1:
+            r = row
+            for i in range(m - 1, -1, -1):
+                lead[i] = r % lead_shape[i]
+                r //= lead_shape[i]
+        for k in range(nk):
+            nrow = row + drow[k]
+            if m > 1:
+                inside = True
+                for i in range(m):
+                    c = lead[i] + dlead[k, i]
+                    inside &= c >= 0 and c < lead_shape[i]
+                if not inside:
+                    continue
+            elif nrow < 0 or nrow >= nrows:
+                continue
+            if not loaded[nrow]:
+                _load_row(img, nrow * width, width, lo, hi, cand, nrow, buf)
+                loaded[nrow] = True
+            d0 = elo[k]
+            d1 = ehi[k]
+            t0 = max(a - 1, 0) if d0 < 0 else a
+            t1 = min(b + 1, nw - 1) if d1 > 0 else b
+            first = nw
+            last = -1
+            for t in range(t0, t1 + 1):
+                # Cells of word t in row nrow reached from the filled cells of
+                # row: cell x from x - d for each d in [d0, d1].
+                cur = fill[row, t]
+                prev = fill[row, t - 1] if t > 0 else _ZERO
+                nxt = fill[row, t + 1] if t + 1 < nw else _ZERO
+                reach = _ZERO
+                for d in range(d0, d1 + 1):
+                    if d > 0:
+                        reach |= (cur << np.uint64(d)) | (prev >> np.uint64(64 - d))
+                    elif d < 0:
+                        reach |= (cur >> np.uint64(-d)) | (nxt << np.uint64(64 + d))
+                    else:
+                        reach |= cur
+                # An unfilled reached candidate starts an unfilled run.
+                seeds = reach & cand[nrow, t] & ~fill[nrow, t]
+                if seeds != 0:
+                    f, l = _fill_runs(cand, fill, nrow, t, seeds)
+                    first = min(first, f)
+                    last = max(last, l)
+            if last >= 0:
+                if queued[nrow]:
+                    dirty[nrow, 0] = min(dirty[nrow, 0], first)
+                    dirty[nrow, 1] = max(dirty[nrow, 1], last)
+                else:
+                    dirty[nrow, 0] = first
+                    dirty[nrow, 1] = last
+                    queued[nrow] = True
+                    stack[sp] = nrow
+                    sp += 1
+    # Filled rows are among the loaded ones; the others stay zero.
+    for row in range(nrows):
+        if loaded[row]:
+            _store_row(fill, row, width, mask, row * width)
+    return mask
