@@ -6,6 +6,7 @@ summary at the end prints the ratios. Data is the synthetic ``make_criteo`` stre
 """
 from __future__ import annotations
 
+import gzip
 import itertools
 import timeit
 from collections.abc import Callable, Sequence
@@ -64,8 +65,6 @@ def hashed(train_bytes, hasher) -> list[HashedRows]:
 @pytest.fixture(scope="session")
 def tsv_files(tmp_path_factory, train_bytes) -> dict[str, str]:
     """The training rows as a plain and a gzipped (level 1) TSV file on disk."""
-    import gzip
-
     folder = tmp_path_factory.mktemp("tsv")
     (folder / "train.tsv").write_bytes(train_bytes)
     with gzip.open(folder / "train.tsv.gz", "wb", compresslevel=1) as f:
