@@ -99,8 +99,9 @@ def flood(
     Unlike scikit-image, an empty image is an error (no seed can lie in it)
     and float16 is supported (compared exactly, via float32).
 
-    Fills never recurse; the work list lives in a growable array. The image
-    is read in place when some permutation of its axes is C-contiguous
+    Fills never recurse; work lists live in arrays. Besides the mask, a fill
+    along rows of 64 or more cells (the contiguous axis) keeps two bitmasks,
+    a quarter byte per cell, and 42 bytes per row. The image is read in place when some permutation of its axes is C-contiguous
     (so C and Fortran order cost nothing); other views, float16, and
     non-native byte order are copied once.
 
