@@ -363,7 +363,11 @@ def _word_runs(c, s):
 def _fill_runs(cand, fill, row, t, seeds):
     """Fill the runs of ``cand[row]`` through ``seeds`` (unfilled bits of word
     ``t``), following them across words; returns the first and last word
-    changed."""
+    changed.
+
+    Filled cells form whole runs, so the runs of unfilled seeds are wholly
+    unfilled: following them needs no look at ``fill``.
+    """
     nw = cand.shape[1]
     x = _word_runs(cand[row, t], seeds)
     fill[row, t] |= x
