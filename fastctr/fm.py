@@ -153,7 +153,7 @@ class FMClassifier(_FactorizationBase):
     Attributes
     ----------
     zn_ : ndarray of shape (2**bits, 2)
-        FTRL's z and n of the linear weights.
+        FTRL's z and sqrt(n) of the linear weights.
     vg_ : ndarray of shape (2**bits, 2 * k)
         Latent vector and AdaGrad accumulators of every bucket, side by side (``V_`` and
         ``G_`` are views). float64: 2**bits * 16k bytes, 512 MiB at bits=22, k=8, committed

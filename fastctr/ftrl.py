@@ -45,7 +45,7 @@ class FTRLClassifier(OnlineClassifier):
     Attributes
     ----------
     zn_ : ndarray of shape (2**bits, 2)
-        FTRL's z and n per bucket, side by side.
+        FTRL's z and sqrt(n) per bucket, side by side.
     n_rows_seen_ : int
         Rows learned so far.
 

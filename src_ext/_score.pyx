@@ -9,7 +9,7 @@ where a numba dispatch per call would cost more than the work. A parity test pin
 """
 import numpy as np
 
-from libc.math cimport exp, sqrt, fabs
+from libc.math cimport exp, fabs
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 
@@ -81,7 +81,7 @@ cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double al
     cdef double z = zn[i, 0]
     if fabs(z) <= l1:
         return 0.0
-    return -(z - (l1 if z > 0 else -l1)) / ((beta + sqrt(zn[i, 1])) / alpha + l2)
+    return -(z - (l1 if z > 0 else -l1)) / ((beta + zn[i, 1]) / alpha + l2)
 
 
 cdef class FTRLScorer:

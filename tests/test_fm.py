@@ -64,7 +64,7 @@ def test_fm_matches_naive_reference(weights):
                for r in range(rows.n_rows)]
     np.testing.assert_allclose(p, p_naive, rtol=0, atol=1e-9)
     for i in set(naive.lin.z):
-        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], naive.lin.n[i]], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])], rtol=1e-9, atol=1e-9)
     for i in naive.V:
         np.testing.assert_allclose(model.V_[i], naive.V[i], rtol=0, atol=1e-9)
         np.testing.assert_allclose(model.G_[i], naive.G[i], rtol=1e-9)
@@ -95,7 +95,7 @@ def test_ffm_matches_naive_reference(normalize):
         np.testing.assert_allclose(model.V_[i, f], v, rtol=0, atol=1e-9)
         np.testing.assert_allclose(model.G_[i, f], naive.G[(i, f)], rtol=1e-9)
     for i in naive.lin.z:
-        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], naive.lin.n[i]], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])], rtol=1e-9, atol=1e-9)
     test = random_rows(6, n_rows=40, n_buckets=90)
     np.testing.assert_allclose(model.decision_function(test),
                                [naive.margin(*rows_of(test, r)) for r in range(40)], atol=1e-9)
@@ -117,8 +117,8 @@ def _implied_gradients(zn0, vg0, zn1, vg1, hp, k):
     g_v = -np.sign(vg1[..., :k] - vg0[..., :k]) * np.sqrt(np.maximum(dG, 0))
     alpha, beta, l1, l2 = hp[:4]
     w0 = np.where(np.abs(zn0[:, 0]) <= l1, 0.0,
-                  -(zn0[:, 0] - np.sign(zn0[:, 0]) * l1) / ((beta + np.sqrt(zn0[:, 1])) / alpha + l2))
-    sigma = (np.sqrt(zn1[:, 1]) - np.sqrt(zn0[:, 1])) / alpha
+                  -(zn0[:, 0] - np.sign(zn0[:, 0]) * l1) / ((beta + zn0[:, 1]) / alpha + l2))
+    sigma = (zn1[:, 1] - zn0[:, 1]) / alpha  # zn holds sqrt(n)
     g_w = (zn1[:, 0] - zn0[:, 0]) + sigma * w0
     return g_v, g_w
 
@@ -166,12 +166,13 @@ def test_gradient_matches_finite_differences(kind):
         assert abs(fd - g_v[key][c]) <= 1e-6 + 1e-5 * abs(fd), (pos, c, fd, g_v[key][c])
         checked += abs(fd) > 1e-6
     assert checked >= 8  # the check is not vacuous
-    # linear weights: with l1 = 0, w_i = -z_i / ((beta + sqrt(n_i)) / alpha + l2), so
+    # linear weights: with l1 = 0, w_i = -z_i / ((beta + sqrt(n_i)) / alpha + l2) (zn holds
+    # sqrt(n)), so
     # dL/dw_i = dL/dz_i / (dw_i/dz_i)
     alpha, beta, l1, l2 = hp[:4]
     for i in idx:
         base = zn0[i, 0]
-        dwdz = -1.0 / ((beta + np.sqrt(zn0[i, 1])) / alpha + l2)
+        dwdz = -1.0 / ((beta + zn0[i, 1]) / alpha + l2)
         zn0[i, 0] = base + h
         up = loss()
         zn0[i, 0] = base - h

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 from fastctr._kernels.fm import DIVERGE_LIMIT, ETA, G0, INIT_SCALE, L2V, SEED, _longest, clip_grad, init_value
-from fastctr._kernels.ftrl import sigmoid, weight
+from fastctr._kernels.ftrl import sigmoid, update, weight
 
 NORMALIZE = 8
 
@@ -99,10 +99,7 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
         for j in range(a, b):
             i = indices[j]
             g = clip_grad(g_row * values[j])
-            n = zn[i, 1]
-            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
-            zn[i, 0] += g - sigma * w[j - a]
-            zn[i, 1] = n + g * g
+            update(zn, i, g, w[j - a], alpha)
         reg = wt * l2v
         for j in range(a, b):
             fj = fields[j]

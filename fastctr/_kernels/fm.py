@@ -27,7 +27,7 @@ twice in one row (a hash collision) gets both updates, like Vowpal Wabbit.
 import numpy as np
 from numba import njit
 
-from fastctr._kernels.ftrl import sigmoid, weight
+from fastctr._kernels.ftrl import sigmoid, update, weight
 
 GRAD_CLIP = 1e4  # per-coordinate gradient clip: bounds every step and keeps g*g finite
 DIVERGE_LIMIT = 1e8  # |margin| or a row's latent energy sum (v x)^2 beyond this = diverged
@@ -128,10 +128,7 @@ def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
             i = indices[j]
             x = np.float64(values[j])
             g = clip_grad(g_row * x)
-            n = zn[i, 1]
-            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
-            zn[i, 0] += g - sigma * w[j - a]
-            zn[i, 1] = n + g * g
+            update(zn, i, g, w[j - a], alpha)
             if fields[j] != 0:
                 if vg[i, k] == 0.0:  # first update: materialise the initial vector
                     for c in range(k):

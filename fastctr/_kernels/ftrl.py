@@ -1,7 +1,8 @@
 """FTRL-Proximal logistic regression kernels (McMahan et al. 2013, Algorithm 1).
 
-State ``zn`` is float64 of shape (2**bits, 2): z and n of a bucket side by side, so one
-update touches one cache line. ``hp`` is float64 [alpha, beta, l1, l2]. Training and
+State ``zn`` is float64 of shape (2**bits, 2): a bucket's z and sqrt(n) side by side, so one
+update touches one cache line, and keeping the square root of n (rather than n) saves two
+of the three square roots per feature. ``hp`` is float64 [alpha, beta, l1, l2]. Training and
 prediction release the GIL, so threads can learn (Hogwild) and score at the same time.
 """
 import numpy as np
@@ -22,7 +23,17 @@ def weight(zn, i, hp):
     z = zn[i, 0]
     if abs(z) <= hp[2]:
         return 0.0
-    return -(z - np.sign(z) * hp[2]) / ((hp[1] + np.sqrt(zn[i, 1])) / hp[0] + hp[3])
+    return -(z - np.sign(z) * hp[2]) / ((hp[1] + zn[i, 1]) / hp[0] + hp[3])
+
+
+@njit(cache=True, inline="always")
+def update(zn, i, g, w_old, alpha):
+    """Algorithm 1's update of coordinate i for gradient g, given its weight before the row."""
+    sqrt_n = zn[i, 1]
+    sqrt_n_new = np.sqrt(sqrt_n * sqrt_n + g * g)
+    sigma = (sqrt_n_new - sqrt_n) / alpha
+    zn[i, 0] += g - sigma * w_old
+    zn[i, 1] = sqrt_n_new
 
 
 @njit(cache=True, nogil=True)
@@ -45,12 +56,7 @@ def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
         if g_row == 0.0:
             continue  # a zero-weight row (or a perfect prediction) changes nothing
         for j in range(a, b):
-            i = indices[j]
-            g = g_row * values[j]
-            n = zn[i, 1]
-            sigma = (np.sqrt(n + g * g) - np.sqrt(n)) / alpha
-            zn[i, 0] += g - sigma * w[j - a]
-            zn[i, 1] = n + g * g
+            update(zn, indices[j], g_row * values[j], w[j - a], alpha)
 
 
 @njit(cache=True, nogil=True)
