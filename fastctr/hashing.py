@@ -20,6 +20,7 @@ unsigned, little-endian):
 """
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -33,6 +34,15 @@ CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
 CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
 CRITEO_FIELDS = CRITEO_NUMERIC + CRITEO_CATEGORICAL
 NUMERIC_TRANSFORMS = ("bin", "value", "log1p")
+
+
+def numeric_bin(x: float) -> int:
+    """The "bin" token of a numeric value (see the module docstring)."""
+    return 3 + math.floor(math.log(x) ** 2) if x > 2 else math.floor(x)
+
+
+#: numeric_bin of 0..4095, looked up by the compiled hasher instead of computing a log
+BIN_TABLE = np.array([numeric_bin(x) for x in range(4096)], np.int64)
 
 
 class FeatureHasher:
@@ -126,6 +136,7 @@ class FeatureHasher:
             self.mask,
             self.bias_bucket,
             NUMERIC_TRANSFORMS.index(self.numeric_transform),
+            BIN_TABLE,
         )
 
     @property

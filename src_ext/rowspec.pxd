@@ -92,6 +92,8 @@ cdef struct Spec:
     uint32_t mask                # 2**bits - 1
     uint32_t bias_bucket
     int numeric_mode             # NUM_BIN / NUM_VALUE / NUM_LOG1P
+    const int64_t* bin_table     # numeric_bin of the small integers 0..bin_table_size-1
+    Py_ssize_t bin_table_size
 
 
 cdef inline Spec make_spec(tuple arrays):
@@ -107,15 +109,24 @@ cdef inline Spec make_spec(tuple arrays):
     s.mask = arrays[3]
     s.bias_bucket = arrays[4]
     s.numeric_mode = arrays[5]
+    cdef cnp.ndarray table = arrays[6]
+    s.bin_table = <const int64_t*>cnp.PyArray_DATA(table)
+    s.bin_table_size = table.shape[0]
     return s
 
 
-cdef inline int64_t numeric_bin(double x) noexcept nogil:
+cdef inline int64_t numeric_bin(const Spec* s, double x) noexcept nogil:
     """Criteo winners' binning: small values are their own token, larger ones int(log(x)**2).
 
     Bins of x > 2 are shifted by 3 so that they never collide with the raw tokens x <= 2.
+    Counts are mostly small integers: their bins come from a table (no log).
     """
     cdef double lx
+    cdef Py_ssize_t ix
+    if 0.0 <= x < s.bin_table_size:
+        ix = <Py_ssize_t>x
+        if ix == x:
+            return s.bin_table[ix]
     if x > 2.0:
         lx = log(x)
         return 3 + <int64_t>floor(lx * lx)
@@ -134,7 +145,7 @@ cdef inline void hash_number(const Spec* s, Py_ssize_t f, double x,
     """Numeric field f: a binned token (int64 little-endian bytes) or one bucket carrying x."""
     cdef int64_t b
     if s.numeric_mode == NUM_BIN:
-        b = numeric_bin(x)
+        b = numeric_bin(s, x)
         h[f] = murmur3_32(<const uint8_t*>&b, 8, s.field_seed[f])
         v[f] = 1.0
     else:

@@ -137,3 +137,11 @@ def test_hasher_pickles_and_compares():
     assert again == hasher
     row = [{"C1": "a", "C2": "b"}]
     np.testing.assert_array_equal(again.transform(row).indices, hasher.transform(row).indices)
+
+
+def test_binning_table_and_formula_agree_across_the_table_edge():
+    hasher = FeatureHasher(fields=["x"], numeric=["x"], bits=24)
+    values = list(range(-3, 5000)) + [2.5, 4095.5, 1e9, 0.25]
+    got = hasher.transform([{"x": v} for v in values])
+    expected = [hash_row({"x": v}, ("x",), ("x",), 24)[1][0] for v in values]
+    np.testing.assert_array_equal(got.indices[1::2], expected)
