@@ -56,6 +56,28 @@ def _vec(vg, i, f, c, k, nf, seed, scale):
     return vg[i, f, c]
 
 
+@njit(cache=True, inline="always")
+def _pairwise(indices, values, fields, a, b, vg, seed, scale):
+    """Sum over pairs j < l of the row (bias left out) of <v_{j, f_l}, v_{l, f_j}> x_j x_l."""
+    nf, k = vg.shape[1], vg.shape[2] // 2
+    pair = 0.0
+    for j in range(a, b):
+        fj = fields[j]
+        if fj == 0:
+            continue
+        ij, xj = indices[j], np.float64(values[j])
+        for l in range(j + 1, b):
+            fl = fields[l]
+            if fl == 0:
+                continue
+            il = indices[l]
+            d = 0.0
+            for c in range(k):
+                d += _vec(vg, ij, fl, c, k, nf, seed, scale) * _vec(vg, il, fj, c, k, nf, seed, scale)
+            pair += d * xj * values[l]
+    return pair
+
+
 @njit(cache=True, nogil=True)
 def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     """One sequential pass; ``p_out[r]`` gets row r's probability before it was learned.
@@ -74,21 +96,7 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
             w[j - a] = weight(zn, indices[j], hp)
             lin += w[j - a] * values[j]
         rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
-        pair = 0.0
-        for j in range(a, b):
-            fj = fields[j]
-            if fj == 0:
-                continue
-            ij, xj = indices[j], np.float64(values[j])
-            for l in range(j + 1, b):
-                fl = fields[l]
-                if fl == 0:
-                    continue
-                il = indices[l]
-                d = 0.0
-                for c in range(k):
-                    d += _vec(vg, ij, fl, c, k, nf, seed, scale) * _vec(vg, il, fj, c, k, nf, seed, scale)
-                pair += d * xj * values[l]
+        pair = _pairwise(indices, values, fields, a, b, vg, seed, scale)
         m = lin + pair * rs
         if not abs(m) < DIVERGE_LIMIT:
             return r
@@ -131,7 +139,6 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
 @njit(cache=True, nogil=True)
 def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
     """Margins (log-odds) of every row, without changing the state."""
-    nf, k = vg.shape[1], vg.shape[2] // 2
     scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
     for r in range(indptr.shape[0] - 1):
         a, b = indptr[r], indptr[r + 1]
@@ -139,19 +146,5 @@ def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
         for j in range(a, b):
             lin += weight(zn, indices[j], hp) * values[j]
         rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
-        pair = 0.0
-        for j in range(a, b):
-            fj = fields[j]
-            if fj == 0:
-                continue
-            ij, xj = indices[j], np.float64(values[j])
-            for l in range(j + 1, b):
-                fl = fields[l]
-                if fl == 0:
-                    continue
-                il = indices[l]
-                d = 0.0
-                for c in range(k):
-                    d += _vec(vg, ij, fl, c, k, nf, seed, scale) * _vec(vg, il, fj, c, k, nf, seed, scale)
-                pair += d * xj * values[l]
+        pair = _pairwise(indices, values, fields, a, b, vg, seed, scale)
         out[r] = lin + pair * rs
