@@ -24,11 +24,10 @@ from statistics import NormalDist
 import numpy as np
 
 from fastctr._kernels import synth
+from fastctr.hashing import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 
 __all__ = ["CRITEO_CATEGORICAL", "CRITEO_NUMERIC", "criteo_rows", "make_criteo", "write_criteo"]
 
-CRITEO_NUMERIC = tuple(f"I{j}" for j in range(1, 14))
-CRITEO_CATEGORICAL = tuple(f"C{j}" for j in range(1, 27))
 
 # Per numeric field: (mu, sigma) of the lognormal latent t with x = floor(e^t) - 1
 # (clipped at 0, so small counts dominate), rate of negative values, hidden-model

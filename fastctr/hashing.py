@@ -30,8 +30,10 @@ import numpy as np
 from fastctr._ext._hash import hash_dict_rows, murmur3_32
 from fastctr._rows import HashedRows
 
-CRITEO_NUMERIC = tuple(f"I{i}" for i in range(1, 14))
-CRITEO_CATEGORICAL = tuple(f"C{i}" for i in range(1, 27))
+# Interned, like the literal keys of dict rows written in code ({"I1": 3}), so that rows built
+# from these names or from literals match their fields by identity (the hasher's fast path).
+CRITEO_NUMERIC = tuple(sys.intern(f"I{i}") for i in range(1, 14))
+CRITEO_CATEGORICAL = tuple(sys.intern(f"C{i}") for i in range(1, 27))
 CRITEO_FIELDS = CRITEO_NUMERIC + CRITEO_CATEGORICAL
 NUMERIC_TRANSFORMS = ("bin", "value", "log1p")
 

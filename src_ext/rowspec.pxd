@@ -189,10 +189,10 @@ cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v
 
 
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
-from cpython.long cimport PyLong_AsSsize_t
+from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.string cimport memset
-from cpython.float cimport PyFloat_AsDouble
+from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
@@ -233,8 +233,11 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
             continue
         present[f] = 1
         if s.field_numeric[f]:
-            if type(x) is int or type(x) is float:  # converted in C, no exception set-up
-                hash_number(s, f, PyFloat_AsDouble(x), h, v)
+            if type(x) is float:  # read in C: no temporary object, no exception set-up
+                hash_number(s, f, PyFloat_AS_DOUBLE(x), h, v)
+                continue
+            if type(x) is int:
+                hash_number(s, f, PyLong_AsDouble(x), h, v)
                 continue
             try:
                 hash_number(s, f, float(x), h, v)  # e.g. "3" or a numpy scalar
