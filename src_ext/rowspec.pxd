@@ -4,7 +4,7 @@
 Included (cimported by name) by every extension in src_ext/ so that the TSV parser, the
 dict-row hasher and the serving scorer hash a row in exactly one way.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, INT64_MAX, INT64_MIN
 from libc.string cimport memcpy
 from libc.math cimport log, floor, log1p, fabs
 from libc.stdlib cimport strtod
@@ -128,8 +128,12 @@ cdef inline int64_t numeric_bin(const Spec* s, double x) noexcept nogil:
         if ix == x:
             return s.bin_table[ix]
     if x > 2.0:
+        if x > 1e300:  # +inf: its own bin (the cast below would be undefined)
+            return INT64_MAX
         lx = log(x)
         return 3 + <int64_t>floor(lx * lx)
+    if x < -9e18:  # -inf and beyond the int64 range
+        return INT64_MIN
     return <int64_t>floor(x)
 
 
@@ -202,6 +206,27 @@ cdef inline bint _is_missing(object x):
     return x is None or (type(x) is float and x != x) or (type(x) is str and len(<str>x) == 0)
 
 
+cdef inline double _as_number(object x, object name) except? -1.0:
+    """A numeric field's value: int, float and plain decimal text are read in C (no temporary
+    object), anything else through float()."""
+    cdef Py_ssize_t n
+    cdef const char* p
+    cdef double number
+    if type(x) is float:
+        return PyFloat_AS_DOUBLE(x)
+    if type(x) is int:
+        return PyLong_AsDouble(x)
+    if type(x) is str:
+        p = PyUnicode_AsUTF8AndSize(x, &n)
+        if parse_number(<const uint8_t*>p, n, &number):
+            return number
+    try:
+        return float(x)  # e.g. " 3", "1e3", "nan" or a numpy scalar
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"field {name!r} is numeric but got {x!r}; pass a number or leave it out") from None
+
+
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld) except -1:
@@ -214,6 +239,7 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
     """
     cdef Py_ssize_t pos = 0, f, guess = 0, n
+    cdef double number
     cdef PyObject* key
     cdef PyObject* item
     cdef object x
@@ -231,21 +257,15 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
         x = <object>item
         if _is_missing(x):
             continue
-        present[f] = 1
         if s.field_numeric[f]:
-            if type(x) is float:  # read in C: no temporary object, no exception set-up
-                hash_number(s, f, PyFloat_AS_DOUBLE(x), h, v)
+            number = _as_number(x, keys[f])
+            if number != number:  # NaN, e.g. "nan" or a numpy NaN: missing
                 continue
-            if type(x) is int:
-                hash_number(s, f, PyLong_AsDouble(x), h, v)
-                continue
-            try:
-                hash_number(s, f, float(x), h, v)  # e.g. "3" or a numpy scalar
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"field {keys[f]!r} is numeric but got {x!r}; pass a number or leave it out"
-                ) from None
-        elif type(x) is str:
+            present[f] = 1
+            hash_number(s, f, number, h, v)
+            continue
+        present[f] = 1
+        if type(x) is str:
             p = PyUnicode_AsUTF8AndSize(x, &n)
             hash_token(s, f, <const uint8_t*>p, n, h, v)
         elif type(x) is bytes:

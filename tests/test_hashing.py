@@ -145,3 +145,18 @@ def test_binning_table_and_formula_agree_across_the_table_edge():
     got = hasher.transform([{"x": v} for v in values])
     expected = [hash_row({"x": v}, ("x",), ("x",), 24)[1][0] for v in values]
     np.testing.assert_array_equal(got.indices[1::2], expected)
+
+
+def test_numeric_text_and_numbers_hash_alike():
+    hasher = FeatureHasher(bits=20)
+    as_text = hasher.transform([{"I1": "5", "I2": "-3", "I3": "2.5", "I4": " 7", "I5": "1e3"}])
+    as_numbers = hasher.transform([{"I1": 5, "I2": -3, "I3": 2.5, "I4": 7, "I5": 1000}])
+    np.testing.assert_array_equal(as_text.indices, as_numbers.indices)
+
+
+def test_nan_text_is_missing_and_infinities_are_their_own_bins():
+    hasher = FeatureHasher(bits=20)
+    assert hasher.transform([{"I1": "nan", "I2": np.nan}]).n_rows == 1
+    assert hasher.transform([{"I1": "nan", "I2": np.nan}]).nnz == 1  # the bias only
+    rows = hasher.transform([{"I1": float("inf")}, {"I1": float("-inf")}, {"I1": 1e300}])
+    assert len({int(i) for i in rows.indices[1::2]}) == 3
