@@ -158,6 +158,15 @@ def test_predict_one_raw39(benchmark, model, raw_rows, cache):
     _per_call(benchmark, model.predict_one, raw_rows[:1] if cache == "hot" else raw_rows)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+@pytest.mark.parametrize("cache", ["hot", "cold"])
+def test_scorer_predict_one_raw39(benchmark, model, raw_rows, cache, dtype):
+    """The serving artifact (model.to_scorer) on a raw dict row of 39 fields."""
+    benchmark.group = f"predict_one|scorer-{dtype}|raw39"
+    _per_call(benchmark, model.to_scorer(dtype).predict_one,
+              raw_rows[:1] if cache == "hot" else raw_rows)
+
+
 @pytest.mark.parametrize("cache", ["hot", "cold"])
 def test_predict_one_hashed(benchmark, model, hashed_pairs, cache):
     """A pre-hashed (indices, values) pair of 40 entries (bias + 39 fields)."""
