@@ -122,10 +122,11 @@ class FTRLClassifier(OnlineClassifier):
         return FTRLScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.alpha,
                           self.beta, self.l1, self.l2)
 
-    def to_scorer(self, dtype: str = "float32") -> Scorer:
-        """A compact read-only serving artifact: the non-zero weights as float32, float16
-        or int8 (see :class:`fastctr.scorer.Scorer`)."""
-        return Scorer.from_weights(self.hasher_, self.coef_, dtype)
+    def to_scorer(self, dtype: str = "float32", layout: str = "sparse") -> Scorer:
+        """A read-only serving artifact: the weights as float32, float16 or int8, either the
+        non-zero ones in a small table (``"sparse"``) or one per bucket (``"dense"``, the
+        fastest for batches); see :class:`fastctr.scorer.Scorer`."""
+        return Scorer.from_weights(self.hasher_, self.coef_, dtype, layout)
 
     @property
     def coef_(self) -> np.ndarray:

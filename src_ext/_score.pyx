@@ -358,42 +358,28 @@ _LOADERS[2] = _load_i8
 DTYPES = ("float32", "float16", "int8")
 
 
-cdef class TableScorer:
-    """Scores rows with weights looked up in a linear-probing table of non-zero buckets.
+cdef class DenseScorer:
+    """Scores rows with one stored weight per bucket (a dense table indexed by bucket).
 
-    ``keys`` holds each slot's bucket (0xFFFFFFFF when empty), ``weights`` the raw weight
-    array (float32, float16 as uint16, or int8) and ``dtype`` indexes DTYPES.
+    ``weights`` is the raw weight array (float32, float16 as uint16, or int8) and ``dtype``
+    indexes DTYPES. Subclasses change only where a bucket's weight is found (``lookup``).
     """
     cdef RowHasher hasher
-    cdef const uint32_t[::1] keys
     cdef object weights  # keeps the array (or memmap) alive behind self.w
     cdef const void* w
     cdef load_fn load
     cdef float scale
-    cdef uint32_t shift, mask
 
-    def __init__(self, RowHasher hasher, const uint32_t[::1] keys, weights, int dtype,
-                 float scale):
+    def __init__(self, RowHasher hasher, weights, int dtype, float scale):
         cdef const uint8_t[::1] raw = weights.view(np.uint8).reshape(-1)
-        size = keys.shape[0]
-        if size & (size - 1) or size < 2:
-            raise ValueError("the table size must be a power of two")
         self.hasher = hasher
-        self.keys = keys
         self.weights = weights
         self.w = &raw[0]
         self.load = _LOADERS[dtype]
         self.scale = scale
-        self.mask = size - 1
-        self.shift = 32 - (size.bit_length() - 1)
 
-    cdef inline float lookup(self, uint32_t b) noexcept nogil:
-        cdef uint32_t s = (b * <uint32_t>0x9E3779B1u) >> self.shift
-        while self.keys[s] != b:
-            if self.keys[s] == <uint32_t>0xFFFFFFFFu:
-                return 0.0
-            s = (s + 1) & self.mask
-        return self.load(self.w, s, self.scale)
+    cdef float lookup(self, uint32_t b) noexcept nogil:
+        return self.load(self.w, b, self.scale)
 
     cdef double margin(self, const int32_t* idx, const float* val, Py_ssize_t n) noexcept nogil:
         cdef double m = 0.0
@@ -405,13 +391,11 @@ cdef class TableScorer:
     def predict_one(self, dict row):
         """Probability of a click for one raw dict row."""
         cdef Py_ssize_t n = self.hasher.hash(row)
-        cdef double m
-        m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], n)
-        return sigmoid(m)
+        return sigmoid(self.margin(&self.hasher.idx[0], &self.hasher.val[0], n))
 
     def margins(self, const int64_t[::1] indptr, const int32_t[::1] indices,
                 const float[::1] values, double[::1] out):
-        """Margin of every row of a CSR batch into ``out``."""
+        """Margin of every row of a CSR batch into ``out`` (the GIL is released)."""
         cdef Py_ssize_t r
         if indices.shape[0] == 0:
             out[:] = 0.0
@@ -420,3 +404,28 @@ cdef class TableScorer:
             for r in range(indptr.shape[0] - 1):
                 out[r] = self.margin(&indices[0] + indptr[r], &values[0] + indptr[r],
                                      indptr[r + 1] - indptr[r])
+
+
+cdef class TableScorer(DenseScorer):
+    """Weights of the non-zero buckets only, in a linear-probing table: ``keys`` holds each
+    slot's bucket (0xFFFFFFFF when empty), ``weights`` the slot's weight."""
+    cdef const uint32_t[::1] keys
+    cdef uint32_t shift, mask
+
+    def __init__(self, RowHasher hasher, const uint32_t[::1] keys, weights, int dtype,
+                 float scale):
+        size = keys.shape[0]
+        if size & (size - 1) or size < 2:
+            raise ValueError("the table size must be a power of two")
+        super().__init__(hasher, weights, dtype, scale)
+        self.keys = keys
+        self.mask = size - 1
+        self.shift = 32 - (size.bit_length() - 1)
+
+    cdef float lookup(self, uint32_t b) noexcept nogil:
+        cdef uint32_t s = (b * <uint32_t>0x9E3779B1u) >> self.shift
+        while self.keys[s] != b:
+            if self.keys[s] == <uint32_t>0xFFFFFFFFu:
+                return 0.0
+            s = (s + 1) & self.mask
+        return self.load(self.w, s, self.scale)
