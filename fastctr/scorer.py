@@ -59,6 +59,7 @@ class Scorer:
             self._table = DenseScorer(row_hasher, weights, DTYPES.index(dtype), self.scale)
         else:
             self._table = TableScorer(row_hasher, keys, weights, DTYPES.index(dtype), self.scale)
+        self.predict_one = self._table.predict_one  # the compiled call itself: no Python frame
 
     @property
     def layout(self) -> str:
