@@ -158,12 +158,25 @@ def test_predict_one_raw39(benchmark, model, raw_rows, cache):
     _per_call(benchmark, model.predict_one, raw_rows[:1] if cache == "hot" else raw_rows)
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+def test_scorer_predict_batch(benchmark, sizes, model, hasher, record_rate, layout, n_jobs):
+    """The serving Scorer (float32) on a batch of hashed rows, in one or two threads."""
+    rows = next(iter(read_criteo(_join(sizes.predict, seed=1), hasher, batch_size=sizes.predict)))
+    scorer = model.to_scorer("float32", layout)
+    benchmark.group = f"predict|scorer-{layout}|batch"
+    p = benchmark.pedantic(scorer.predict_proba, args=(rows, n_jobs), rounds=ROUNDS,
+                           warmup_rounds=1)
+    assert p.shape == (sizes.predict, 2)
+    record_rate(benchmark, sizes.predict)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
 @pytest.mark.parametrize("cache", ["hot", "cold"])
 def test_scorer_predict_one_raw39(benchmark, model, raw_rows, cache, dtype):
-    """The serving artifact (model.to_scorer) on a raw dict row of 39 fields."""
+    """The serving artifact (model.to_scorer, dense) on a raw dict row of 39 fields."""
     benchmark.group = f"predict_one|scorer-{dtype}|raw39"
-    _per_call(benchmark, model.to_scorer(dtype).predict_one,
+    _per_call(benchmark, model.to_scorer(dtype, "dense").predict_one,
               raw_rows[:1] if cache == "hot" else raw_rows)
 
 
