@@ -62,6 +62,29 @@ def _all_set(mask, start, stop):
     return acc != 0
 
 
+@njit(cache=True, inline="always")
+def _row_coords(row, lead_shape, lead):
+    """Leading coordinates of a row into ``lead`` (for bounds checks); nothing in 2-D, where
+    the row index itself is the coordinate."""
+    if lead_shape.shape[0] > 1:
+        r = row
+        for i in range(lead_shape.shape[0] - 1, -1, -1):
+            lead[i] = r % lead_shape[i]
+            r //= lead_shape[i]
+
+
+@njit(cache=True, inline="always")
+def _neighbour_inside(nrow, k, lead, dlead, lead_shape, total_rows):
+    """Whether neighbour row ``k`` (index ``nrow``) of the row at ``lead`` lies in the image."""
+    if lead_shape.shape[0] > 1:
+        for i in range(lead_shape.shape[0]):
+            c = lead[i] + dlead[k, i]
+            if c < 0 or c >= lead_shape[i]:
+                return False
+        return True
+    return 0 <= nrow < total_rows
+
+
 @njit(cache=True)
 def span_fill(img, mask, lead_shape, width, seed_row, seed_x, dlead, drow,
               elo, ehi, rev, lo, hi):
@@ -148,23 +171,10 @@ def _drain_spans(img, mask, lead_shape, width, dlead, drow, elo, ehi, rev,
         pk = stack[top, 3]
         p0 = stack[top, 4]
         p1 = stack[top, 5]
-        if m > 1:
-            # Leading coordinates of the row, for bounds checks; in 2-D the
-            # row index itself is the coordinate.
-            r = row
-            for i in range(m - 1, -1, -1):
-                lead[i] = r % lead_shape[i]
-                r //= lead_shape[i]
+        _row_coords(row, lead_shape, lead)
         for k in range(nrows):
             nrow = row + drow[k]
-            if m > 1:
-                inside = True
-                for i in range(m):
-                    c = lead[i] + dlead[k, i]
-                    inside &= c >= 0 and c < lead_shape[i]
-                if not inside:
-                    continue
-            elif nrow < 0 or nrow >= total_rows:
+            if not _neighbour_inside(nrow, k, lead, dlead, lead_shape, total_rows):
                 continue
             nbase = nrow * width
             s = max(x0 + elo[k], 0)
@@ -473,21 +483,10 @@ def bit_fill(img, mask, lead_shape, width, seed_row, seed_x, dlead, drow,
         # new cells. Earlier filled words were scanned already.
         a = dirty[row, 0]
         b = dirty[row, 1]
-        if m > 1:
-            r = row
-            for i in range(m - 1, -1, -1):
-                lead[i] = r % lead_shape[i]
-                r //= lead_shape[i]
+        _row_coords(row, lead_shape, lead)
         for k in range(nk):
             nrow = row + drow[k]
-            if m > 1:
-                inside = True
-                for i in range(m):
-                    c = lead[i] + dlead[k, i]
-                    inside &= c >= 0 and c < lead_shape[i]
-                if not inside:
-                    continue
-            elif nrow < 0 or nrow >= nrows:
+            if not _neighbour_inside(nrow, k, lead, dlead, lead_shape, nrows):
                 continue
             if not loaded[nrow]:
                 _load_row(img, nrow * width, width, lo, hi, cand, nrow, buf)
