@@ -6,9 +6,9 @@ complete line is left; the GIL is released while it runs and no Python object is
 token. Errors are reported as codes with their position; the Python reader words them.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.string cimport memchr
 
-from rowspec cimport Spec, make_spec, hash_token, hash_number, emit_row, parse_number
+from rowspec cimport (Spec, make_spec, hash_token, hash_number, emit_row, parse_number,
+                      find_line)
 
 import numpy as np
 
@@ -49,7 +49,6 @@ def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1]
     cdef double x
     cdef float label
     cdef const uint8_t* base = &buf[0] if end > 0 else NULL
-    cdef const uint8_t* nl
     h_a = np.empty(max(s.n_fields, 1), np.uint32)
     v_a = np.empty(max(s.n_fields, 1), np.float32)
     present_a = np.zeros(max(s.n_fields, 1), np.uint8)
@@ -59,13 +58,9 @@ def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1]
     with nogil:
         k = indptr[0]
         while n_rows < max_rows and pos < end:
-            nl = <const uint8_t*>memchr(base + pos, c'\n', end - pos)
-            if nl == NULL:
+            line_end = find_line(base, pos, end, &le)
+            if line_end < 0:
                 break
-            line_end = nl - base
-            le = line_end
-            if le > pos and base[le - 1] == c'\r':
-                le -= 1
             n_lines += 1
             if le == pos:  # blank line
                 pos = line_end + 1

@@ -10,7 +10,7 @@ the caller grows the arrays and calls again.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memchr
 
-from rowspec cimport Spec, make_spec, murmur3_32, parse_number
+from rowspec cimport Spec, make_spec, murmur3_32, parse_number, find_line
 
 cpdef enum SparseFormat:
     VW = 0
@@ -287,17 +287,12 @@ def parse_sparse(const uint8_t[::1] buf, Py_ssize_t start, int fmt, tuple spec, 
     cdef int err
     cdef Row r
     cdef const uint8_t* base = &buf[0] if end > 0 else NULL
-    cdef const uint8_t* nl
     with nogil:
         r.k = indptr[0]
         while n_rows < max_rows and pos < end:
-            nl = <const uint8_t*>memchr(base + pos, c'\n', end - pos)
-            if nl == NULL:
+            line_end = find_line(base, pos, end, &le)
+            if line_end < 0:
                 break
-            line_end = nl - base
-            le = line_end
-            if le > pos and base[le - 1] == c'\r':
-                le -= 1
             # a token takes at least 2 bytes with its separator; plus the bias
             if r.k + 2 + (le - pos + 1) // 2 > room:
                 break

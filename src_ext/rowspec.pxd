@@ -5,7 +5,7 @@ Included (cimported by name) by every extension in src_ext/ so that the TSV pars
 dict-row hasher and the serving scorer hash a row in exactly one way.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, INT64_MAX, INT64_MIN
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy, memset
 from libc.math cimport log, floor, log1p, fabs
 from libc.stdlib cimport strtod
 
@@ -56,6 +56,18 @@ cdef inline uint32_t murmur3_32(const uint8_t* data, Py_ssize_t n, uint32_t seed
     h *= <uint32_t>0xc2b2ae35u
     h ^= h >> 16
     return h
+
+
+cdef inline Py_ssize_t find_line(const uint8_t* base, Py_ssize_t pos, Py_ssize_t end,
+                                 Py_ssize_t* content_end) noexcept nogil:
+    """Offset of the newline that ends the line starting at ``pos`` (-1 when the line is not
+    complete yet); ``content_end`` gets the end of its content, before any ``\\r``."""
+    cdef const uint8_t* nl = <const uint8_t*>memchr(base + pos, c'\n', end - pos)
+    if nl == NULL:
+        return -1
+    cdef Py_ssize_t line_end = nl - base
+    content_end[0] = line_end - 1 if line_end > pos and base[line_end - 1] == c'\r' else line_end
+    return line_end
 
 
 cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
@@ -195,7 +207,6 @@ cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
-from libc.string cimport memset
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
