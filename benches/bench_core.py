@@ -159,12 +159,13 @@ def test_predict_one_raw39(benchmark, model, raw_rows, cache):
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-@pytest.mark.parametrize("layout", ["sparse", "dense"])
-def test_scorer_predict_batch(benchmark, sizes, model, hasher, record_rate, layout, n_jobs):
-    """The serving Scorer (float32) on a batch of hashed rows, in one or two threads."""
+@pytest.mark.parametrize("dtype, layout", [("float32", "sparse"), ("float32", "dense"),
+                                           ("int8", "dense")])
+def test_scorer_predict_batch(benchmark, sizes, model, hasher, record_rate, dtype, layout, n_jobs):
+    """The serving Scorer on a batch of hashed rows, in one or two threads."""
     rows = next(iter(read_criteo(_join(sizes.predict, seed=1), hasher, batch_size=sizes.predict)))
-    scorer = model.to_scorer("float32", layout)
-    benchmark.group = f"predict|scorer-{layout}|batch"
+    scorer = model.to_scorer(dtype, layout)
+    benchmark.group = f"predict|scorer-{dtype}-{layout}|batch"
     p = benchmark.pedantic(scorer.predict_proba, args=(rows, n_jobs), rounds=ROUNDS,
                            warmup_rounds=1)
     assert p.shape == (sizes.predict, 2)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fastctr._base import MODEL_CLASSES
-from fastctr._base import _pool, _sigmoid
+from fastctr._base import _pool
 from fastctr._ext._score import DTYPES, DenseScorer, RowHasher, TableScorer
 from fastctr._kernels.scorer import EMPTY, table_slots
 from fastctr._rows import HashedRows
@@ -56,9 +56,11 @@ class Scorer:
         if keys is None:
             if weights.shape[0] != 1 << hasher.bits:
                 raise ValueError(f"a dense scorer needs 2**{hasher.bits} weights, got {weights.shape[0]}")
-            self._table = DenseScorer(row_hasher, weights, DTYPES.index(dtype), self.scale)
+            self._table = DenseScorer(row_hasher, weights, DTYPES.index(dtype), self.scale,
+                                      hasher.bits)
         else:
-            self._table = TableScorer(row_hasher, keys, weights, DTYPES.index(dtype), self.scale)
+            self._table = TableScorer(row_hasher, keys, weights, DTYPES.index(dtype), self.scale,
+                                      hasher.bits)
         self.predict_one = self._table.predict_one  # the compiled call itself: no Python frame
 
     @property
@@ -103,25 +105,26 @@ class Scorer:
 
     def decision_function(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
         """Margins of a batch of hashed rows, scored by ``n_jobs`` threads (GIL released)."""
-        if rows.nnz and (rows.indices.min() < 0 or rows.indices.max() >> self.hasher.bits):
-            raise ValueError(f"row indices must lie in [0, 2**{self.hasher.bits})")
         out = np.empty(rows.n_rows)
-        bounds = np.linspace(0, rows.n_rows, max(1, n_jobs) + 1).astype(int)
-        parts = [(rows[a:b], out[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        if len(parts) == 1:
-            self._score(*parts[0])
-        else:
-            for future in [_pool(len(parts)).submit(self._score, *part) for part in parts]:
-                future.result()
+        self._score(rows, out, False, n_jobs)
         return out
-
-    def _score(self, rows: HashedRows, out: np.ndarray) -> None:
-        self._table.margins(rows.indptr, rows.indices, rows.values, out)
 
     def predict_proba(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
         """Probabilities of no click and click for a batch of hashed rows, shape (n, 2)."""
-        p = _sigmoid(self.decision_function(rows, n_jobs))
-        return np.column_stack([1.0 - p, p])
+        out = np.empty((rows.n_rows, 2))
+        self._score(rows, out.reshape(-1), True, n_jobs)
+        return out
+
+    def _score(self, rows: HashedRows, out: np.ndarray, proba: bool, n_jobs: int) -> None:
+        """Rows split into ``n_jobs`` contiguous ranges, each scored in one compiled call."""
+        bounds = np.linspace(0, rows.n_rows, max(1, n_jobs) + 1).astype(int)
+        args = [(rows.indptr, rows.indices, rows.values, out, a, b, proba)
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        if len(args) == 1:
+            self._table.score(*args[0])
+        else:
+            for future in [_pool(len(args)).submit(self._table.score, *a) for a in args]:
+                future.result()
 
     def save(self, path) -> None:
         """Write the scorer with the model-file rules (see :func:`fastctr.persist.save`)."""

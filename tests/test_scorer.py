@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from fastctr import FeatureHasher, FTRLClassifier, ModelFileError, Scorer, load, read_criteo
+from fastctr import (FeatureHasher, FTRLClassifier, HashedRows, ModelFileError, Scorer, load,
+                     read_criteo)
 from fastctr.datasets import criteo_rows
 from fastctr.metrics import roc_auc
 
@@ -47,12 +48,26 @@ def test_threads_score_a_batch_like_one(model):
     np.testing.assert_array_equal(scorer.predict_proba(test, n_jobs=3), scorer.predict_proba(test))
 
 
-def test_indices_beyond_the_table_are_refused(model):
+@pytest.mark.parametrize("layout", ["sparse", "dense"])
+@pytest.mark.parametrize("bad", [1 << 20, -1])
+def test_indices_beyond_the_table_are_refused(model, layout, bad):
     fitted, _ = model
-    from fastctr import HashedRows
-    rows = HashedRows(np.array([0, 1]), np.array([1 << 20]), np.ones(1))
-    with pytest.raises(ValueError, match="row indices must lie in"):
-        fitted.to_scorer("int8", "dense").predict_proba(rows)
+    rows = HashedRows(np.array([0, 1, 3]), np.array([5, 7, bad]), np.ones(3))
+    scorer = fitted.to_scorer("int8", layout)
+    with pytest.raises(ValueError, match=r"row indices must lie in \[0, 1048576\): row 1"):
+        scorer.predict_proba(rows)
+    with pytest.raises(ValueError, match="row 1 has one outside"):
+        scorer.decision_function(rows, n_jobs=2)
+
+
+def test_empty_batches_and_rows(model):
+    fitted, _ = model
+    scorer = fitted.to_scorer("float32", "dense")
+    assert scorer.predict_proba(HashedRows(np.array([0]), np.array([]), np.array([]))).shape == (0, 2)
+    rows = HashedRows(np.array([0, 0, 1, 1]), np.array([3]), np.ones(1))
+    np.testing.assert_allclose(scorer.predict_proba(rows, n_jobs=2),
+                               fitted.predict_proba(rows), atol=1e-7)
+    assert scorer.decision_function(rows)[[0, 2]].tolist() == [0.0, 0.0]
 
 
 def test_int8_on_real_rows_loses_at_most_0001_auc(real_criteo):
