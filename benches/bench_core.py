@@ -18,6 +18,7 @@ from fastctr import FeatureHasher, FTRLClassifier, HashedRows, read_criteo
 from fastctr.bench import read_tsv, tokens, vw_line
 from fastctr.datasets import criteo_rows, make_criteo
 from fastctr.hashing import CRITEO_FIELDS
+from fastctr.training import Progress, train
 
 BITS = 22
 ROUNDS = 5  # rounds of a pedantic (throughput) benchmark; the median is reported
@@ -141,6 +142,22 @@ def test_train_e2e(benchmark, sizes, tsv_files, fmt, record_rate, size_label):
                            rounds=ROUNDS, warmup_rounds=1)
     assert n == sizes.train
     record_rate(benchmark, sizes.train)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_train_threads(benchmark, sizes, tsv_files, threads, record_rate):
+    """``fastctr train --threads N``: train() from the TSV file with progressive validation;
+    with two threads both parse, and one of them learns the parsed batches in order."""
+    benchmark.group = "train|ftrl|e2e-threads"
+
+    def run(model: FTRLClassifier) -> int:
+        batches = read_criteo(tsv_files["tsv"], model.hasher_, batch_size=BATCH)
+        return train(model, batches, threads=threads, progress=Progress(enabled=False))["rows"]
+
+    n = benchmark.pedantic(run, setup=lambda: ((FTRLClassifier(bits=BITS),), {}),
+                           rounds=ROUNDS, warmup_rounds=1)
+    assert n == sizes.train
+    record_rate(benchmark, sizes.train, vs=None if threads == 1 else "test_train_threads[1]")
 
 
 def test_predict_batch(benchmark, sizes, model, hasher, record_rate, size_label):

@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         tr.add_argument(f"--{name}", type=float, help=f"FTRL {name}")
     tr.add_argument("--bits", type=int, help="hash table size 2**bits (18..30)")
     tr.add_argument("--threads", type=int, default=1,
-                    help="1: sequential and deterministic (default); N >= 2: parse in a "
-                         "background thread and learn with N - 1 lock-free (Hogwild) threads")
+                    help="N >= 2: parse in N threads at once; FM and FFM also learn in N "
+                         "lock-free (Hogwild) threads, which makes them non-deterministic. "
+                         "FTRL learns in order in one thread, with the same result as 1")
     _data_options(tr)
 
     pr = sub.add_parser("predict", help="write one click probability per line to stdout")
@@ -116,10 +117,12 @@ def _resolve_format(args, sources: Sequence) -> None:
         args.format = "criteo" if first is None else detect_format(first_line(first), first)
 
 
-def _batches(args, hasher, sources: Sequence) -> Iterator:
+def _batches(args, hasher, sources: Sequence, chunks: bool = False) -> Iterator:
+    """Batches of every source in turn; with ``chunks``, unparsed chunks (for train threads)."""
     for source in sources:
-        yield from read_data(source, args.format, hasher, batch_size=args.batch_size,
-                             on_error=args.on_error, **_format_options(args))
+        reader = read_data(source, args.format, hasher, batch_size=args.batch_size,
+                           on_error=args.on_error, **_format_options(args))
+        yield from reader.chunks() if chunks else reader
 
 
 def _model_params(args) -> dict:
@@ -139,8 +142,10 @@ def cmd_train(args) -> int:
     model.set_params(**_model_params(args))
     if args.threads < 1:
         raise SystemExit(f"fastctr: --threads must be >= 1, got {args.threads}")
-    if args.threads > 1:
-        model.set_params(n_jobs=args.threads - 1)
+    if args.model != "ftrl":
+        # FM learning outweighs parsing, so it learns in threads too; FTRL's does not, and
+        # every row's shared hot weights keep FTRL Hogwild from going faster
+        model.set_params(n_jobs=args.threads)
     _resolve_format(args, args.data)
     if args.data and args.format != "criteo":  # the schema comes from the data
         hasher = hasher_for(args.format, args.data[0], label=args.label, ignore=args.ignore,
@@ -162,8 +167,8 @@ def cmd_train(args) -> int:
     log.info("training %r on %s", model, what)
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
-    report = train(model, _batches(args, model.hasher_, list(passes)),
-                   report_every=args.report_every, prefetch=args.threads > 1)
+    report = train(model, _batches(args, model.hasher_, list(passes), chunks=args.threads > 1),
+                   report_every=args.report_every, threads=args.threads)
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
              f"{report['rows_per_s']:,.0f}")
     print(json.dumps({"progressive": _rounded(report)}, indent=2))

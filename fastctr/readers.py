@@ -29,6 +29,7 @@ Source = Union[str, os.PathLike, BinaryIO, Iterable[bytes]]
 BLOCK_BYTES = 1 << 20
 MAX_ERROR_EXAMPLES = 5
 LABEL = "label"
+RAISE_HINT = " (pass on_error='skip' to drop bad lines)"
 
 _EXPECTED = {
     _parse.ParseErrorCode.ERR_TOO_MANY_FIELDS: "more fields than the schema's {n_cols}",
@@ -44,15 +45,28 @@ class ParseError(ValueError):
 
 @dataclass
 class ErrorReport:
-    """Bad lines met by a reader with ``on_error="skip"``: a count and the first examples."""
+    """What a read met: lines read, and bad lines (a count and the first examples) when
+    reading with ``on_error="skip"``."""
 
     count: int = 0
-    examples: list[str] = field(default_factory=list)
+    lines: int = 0
+    first: list[tuple[str, int, str]] = field(default_factory=list)  # (source, line, what)
 
-    def add(self, message: str) -> None:
+    @property
+    def examples(self) -> list[str]:
+        return [f"{name}, line {line}: {what}" for name, line, what in self.first]
+
+    def add(self, name: str, line: int, what: str) -> None:
         self.count += 1
-        if len(self.examples) < MAX_ERROR_EXAMPLES:
-            self.examples.append(message)
+        if len(self.first) < MAX_ERROR_EXAMPLES:
+            self.first.append((name, line, what))
+
+    def merge(self, later: ErrorReport, lines_before: int) -> None:
+        """Add the report of a later part of the source, whose lines it counts from 0."""
+        self.count += later.count
+        self.lines += later.lines
+        room = MAX_ERROR_EXAMPLES - len(self.first)
+        self.first += [(name, line + lines_before, what) for name, line, what in later.first[:room]]
 
 
 def open_source(source: Source) -> tuple[Iterator[bytes], str]:
@@ -141,15 +155,38 @@ class BlockReader:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[HashedRows]:
+        blocks, lines_done = self._open()
+        yield from self._batches(blocks, lines_done, self.batch_size, self.errors)
+        self._warn_skipped()
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The source cut at line ends into :class:`Chunk` s of about ``batch_size`` rows,
+        each parsed on its own (anywhere: parsing releases the GIL).
+
+        This is how ``train(..., threads=N)`` parses in N threads. Take the chunks' rows in
+        order and call :meth:`Chunk.done` on each: it numbers bad lines and applies
+        ``on_error`` exactly as iterating the reader does.
+        """
+        blocks, self._lines_taken = self._open()
+        for run in _line_runs(blocks, self.batch_size):
+            yield Chunk(self, run)
+        yield Chunk(self, [], last=True)
+
+    def _open(self) -> tuple[Iterator[bytes], int]:
+        """Blocks of the source after its header (read here), and the lines before them."""
         blocks, self.name = open_source(self.source)
         blocks = _with_final_newline(blocks)
-        lines_done = 0
-        if self.has_header:
-            header, blocks = _split_first_line(blocks)
-            self._read_header(header)
-            lines_done = 1
-        entries = self.batch_size * self._width()
-        batch = _Batch(self.batch_size, entries)
+        if not self.has_header:
+            return blocks, 0
+        header, blocks = _split_first_line(blocks)
+        self._read_header(header)
+        return blocks, 1
+
+    def _batches(self, blocks: Iterable[bytes], lines_done: int, batch_size: int,
+                 report: ErrorReport) -> Iterator[HashedRows]:
+        """Batches of ``batch_size`` rows from blocks that start at line ``lines_done + 1``."""
+        entries = batch_size * self._width()
+        batch = _Batch(batch_size, entries)
         errors = np.zeros((MAX_ERROR_EXAMPLES if self.on_error == "skip" else 1, 5), np.int64)
         tail = b""
         for block in blocks:
@@ -158,32 +195,73 @@ class BlockReader:
             while True:
                 n_rows, pos2, n_lines, n_err = self._parse(buf, pos, batch, errors)
                 for e in errors[: min(n_err, len(errors))]:
-                    self._on_bad_line(buf, lines_done, e)
-                self.errors.count += max(0, n_err - len(errors))  # past the recorded examples
+                    self._on_bad_line(buf, lines_done, e, report)
+                report.count += max(0, n_err - len(errors))  # past the recorded examples
                 batch.filled += n_rows
                 lines_done += n_lines
                 pos = pos2
                 if batch.full:
                     yield batch.take(self.labeled, self.weighted)
-                    batch = _Batch(self.batch_size, entries)
+                    batch = _Batch(batch_size, entries)
                 elif buf.find(b"\n", pos) >= 0:  # stopped short of a whole line: out of room
                     entries = batch.grow()
                 else:
                     break
             tail = buf[pos:]
+        report.lines = lines_done
         if batch.filled:
             yield batch.take(self.labeled, self.weighted)
+
+    def _warn_skipped(self) -> None:
         if self.errors.count:
             log.warning("%s: skipped %d bad lines; first ones:\n  %s", self.name,
                         self.errors.count, "\n  ".join(self.errors.examples))
 
-    def _on_bad_line(self, buf: bytes, lines_done: int, err: np.ndarray) -> None:
+    def _on_bad_line(self, buf: bytes, lines_done: int, err: np.ndarray,
+                     report: ErrorReport) -> None:
         rel_line, col, code, a, b = (int(x) for x in err)
-        message = f"{self.name}, line {lines_done + rel_line + 1}: " + self._describe(
-            code, col, bytes(buf[a:b])[:60])
+        report.add(self.name, lines_done + rel_line + 1,
+                   self._describe(code, col, bytes(buf[a:b])[:60]))
         if self.on_error == "raise":
-            raise ParseError(message + " (pass on_error='skip' to drop bad lines)")
-        self.errors.add(message)
+            raise ParseError(report.examples[-1] + RAISE_HINT)
+
+
+class Chunk:
+    """A run of whole lines of a reader's source, parsed on demand (see
+    :meth:`BlockReader.chunks`).
+
+    :meth:`parse` may run in any thread. :meth:`done` is called in chunk order once the rows
+    are taken: it numbers the chunk's lines after the earlier chunks', then raises its bad
+    line (``on_error="raise"``) or adds them to the reader's report, which the last (empty)
+    chunk logs.
+    """
+
+    def __init__(self, reader: BlockReader, blocks: list[bytes], last: bool = False) -> None:
+        self.reader = reader
+        self.blocks = blocks
+        self.last = last
+        self.report = ErrorReport()  # lines counted from the chunk's start
+        self.failed = False
+
+    def parse(self) -> list[HashedRows]:
+        """The chunk's rows, in batches of at most ``batch_size`` (none if a line is bad and
+        the reader raises: :meth:`done` raises it)."""
+        try:
+            return list(self.reader._batches(self.blocks, 0, self.reader.batch_size, self.report))
+        except ParseError:
+            self.failed = True
+            return []
+
+    def done(self) -> None:
+        reader = self.reader
+        before = reader._lines_taken
+        reader._lines_taken += self.report.lines
+        if self.failed:
+            name, line, what = self.report.first[0]
+            raise ParseError(f"{name}, line {before + line}: {what}{RAISE_HINT}")
+        reader.errors.merge(self.report, before)
+        if self.last:
+            reader._warn_skipped()
 
 
 class DelimitedReader(BlockReader):
@@ -240,6 +318,28 @@ class DelimitedReader(BlockReader):
             return f"line has {expected}"
         name = self.columns[col] if col < len(self.columns) else f"#{col + 1}"
         return f"field {name!r} (column {col + 1}): expected {expected}, got {token!r}"
+
+
+def _line_runs(blocks: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
+    """The blocks regrouped into runs of whole lines, about ``rows`` lines each (sized by the
+    first block's line length); the blocks must end with a newline."""
+    target, run, size = 0, [], 0
+    for block in blocks:
+        if not target:
+            target = max(BLOCK_BYTES, rows * len(block) // max(block.count(b"\n"), 1))
+        size += len(block)
+        if size < target:
+            run.append(block)
+            continue
+        cut = block.rfind(b"\n") + 1
+        if not cut:  # a line longer than the run: keep going
+            run.append(block)
+            continue
+        run.append(block[:cut])
+        yield run
+        run, size = ([block[cut:]], len(block) - cut) if cut < len(block) else ([], 0)
+    if run:
+        yield run
 
 
 def _with_final_newline(blocks: Iterator[bytes]) -> Iterator[bytes]:

@@ -5,13 +5,16 @@ import logging
 import sys
 import time
 import threading
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from queue import Full, Queue
 from typing import Any, TextIO
 
 from fastctr._base import OnlineClassifier
 from fastctr._rows import HashedRows
 from fastctr.metrics import ProgressiveValidation
+from fastctr.readers import BlockReader, Chunk
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +85,73 @@ def prefetched(batches: Iterable[HashedRows], depth: int = 2) -> Iterator[Hashed
         thread.join()
 
 
-def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_every: int = 100_000,
-          progress: Progress | None = None, prefetch: bool = False) -> dict[str, Any]:
+def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Iterator[HashedRows]:
+    """The batches of ``items`` in order, the :class:`~fastctr.readers.Chunk` s among them
+    parsed by ``threads`` threads at once: ``threads - 1`` workers, and this thread whenever
+    the batch it needs next is not parsed yet (so no thread waits while there is work).
+
+    Parsing releases the GIL; the items are read ahead by :func:`prefetched`; at most
+    ``2 * threads`` chunks are parsed ahead, so memory stays bounded. A parse error is raised
+    when its chunk's turn comes, after every earlier batch, as the sequential reader would.
+    """
+    pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="fastctr-parse")
+    window: deque[_Parse] = deque()
+    items = prefetched(items)
+    try:
+        while True:
+            while len(window) < 2 * threads and (item := next(items, None)) is not None:
+                window.append(_Parse(item, pool))
+            if not window:
+                return
+            for entry in window:  # help while the next batch is not ready
+                if window[0].ready():
+                    break
+                entry.steal()
+            yield from window.popleft().batches()
+    finally:
+        pool.shutdown(cancel_futures=True)
+        items.close()  # stops the reading thread if the consumer stopped early
+
+
+
+class _Parse:
+    """One item of :func:`parsed_in_parallel`: a chunk handed to the pool, or rows as they are."""
+
+    def __init__(self, item: HashedRows | Chunk, pool: ThreadPoolExecutor) -> None:
+        self.item = item
+        self.future = pool.submit(item.parse) if isinstance(item, Chunk) else None
+        self.parsed: list[HashedRows] | None = None
+
+    def ready(self) -> bool:
+        return self.future is None or self.parsed is not None or self.future.done()
+
+    def steal(self) -> None:
+        """Parse here if no worker has started it."""
+        if self.future is not None and self.future.cancel():
+            self.parsed = self.item.parse()
+
+    def batches(self) -> list[HashedRows]:
+        if self.future is None:
+            return [self.item]
+        batches = self.parsed if self.parsed is not None else self.future.result()
+        self.item.done()
+        return batches
+
+
+def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
+          report_every: int = 100_000, progress: Progress | None = None, prefetch: bool = False,
+          threads: int = 1) -> dict[str, Any]:
     """Learn from a stream of labelled batches, scoring every row before learning it.
 
     Every ``report_every`` rows a line of the progressive-validation table (log loss since
     the start and of the window, window AUC, CTR, mean prediction, rows/s) is logged at INFO
     level on the ``fastctr.training`` logger.
 
-    With ``prefetch=True`` the next batches are parsed in a background thread while the model
-    learns (see :func:`prefetched`).
+    With ``threads > 1``, that many threads parse chunks of a reader (or the chunks given,
+    e.g. from :meth:`~fastctr.readers.BlockReader.chunks`) while this thread learns the
+    parsed batches in order: the model and the report are those of one thread, faster. With
+    ``prefetch=True`` one background thread iterates any other batch source ahead (see
+    :func:`prefetched`).
 
     Returns
     -------
@@ -114,10 +174,13 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_ever
     start = time.perf_counter()
     header_done = False
     loss = float("nan")
-    for batch in prefetched(batches) if prefetch else batches:
-        if batch.labels is None:
-            raise ValueError("training needs labelled rows; this data has no label column")
-        p = model.partial_fit_predict(batch)
+    if threads > 1:
+        batches = parsed_in_parallel(
+            batches.chunks() if isinstance(batches, BlockReader) else batches, threads)
+    elif prefetch:
+        batches = prefetched(batches)
+    for batch in batches:
+        p = model.partial_fit_predict(_labelled(batch))
         for line in pv.update(batch.labels, p, batch.weights):
             progress.clear()
             if not header_done:
@@ -131,3 +194,11 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows], *, report_ever
     report["seconds"] = time.perf_counter() - start
     report["rows_per_s"] = report["rows"] / max(report["seconds"], 1e-9)
     return report
+
+
+def _labelled(rows: HashedRows) -> HashedRows:
+    if isinstance(rows, Chunk):
+        raise TypeError("chunks are parsed with threads > 1; with one thread pass the reader")
+    if rows.labels is None:
+        raise ValueError("training needs labelled rows; this data has no label column")
+    return rows

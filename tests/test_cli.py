@@ -126,3 +126,19 @@ def test_factorization_models_and_auto_format(tmp_path, model_name):
     assert type(load(model_path)).__name__ == {"fm": "FMClassifier", "ffm": "FFMClassifier"}[model_name]
     predictions = run("predict", str(model_path), str(path), "--format", "auto")
     assert len(predictions.stdout.split()) == 1_000
+
+
+def test_threads_train_ftrl_as_one_thread_and_fm_in_hogwild(data, tmp_path, capsys):
+    _, train, _ = data
+    reports = {}
+    for n in ("1", "2"):
+        assert main(["train", str(train), "--bits", "18", "--threads", n, "--batch-size", "4000",
+                     "-o", str(tmp_path / f"ftrl{n}.fctr")]) == 0
+        reports[n] = json.loads(capsys.readouterr().out)["progressive"]
+    np.testing.assert_array_equal(load(tmp_path / "ftrl1.fctr").zn_, load(tmp_path / "ftrl2.fctr").zn_)
+    assert reports["1"] == reports["2"] | {"seconds": reports["1"]["seconds"],
+                                           "rows_per_s": reports["1"]["rows_per_s"]}
+    assert main(["train", str(train), "--bits", "18", "--model", "fm", "--threads", "2",
+                 "-o", str(tmp_path / "fm.fctr")]) == 0
+    assert load(tmp_path / "fm.fctr").n_jobs == 2
+    assert json.loads(capsys.readouterr().out)["progressive"]["rows"] == 30_000

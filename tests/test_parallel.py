@@ -1,13 +1,19 @@
-"""Prefetching, Hogwild training and prediction while another thread trains."""
+"""Prefetching, chunked parallel parsing, Hogwild training, prediction while training."""
+import gzip
+import io
+import logging
 import threading
 
 import numpy as np
 import pytest
 
-from fastctr import FeatureHasher, FTRLClassifier, ParseError, read_criteo
+from fastctr import (FeatureHasher, FTRLClassifier, ParseError, hasher_for, read_criteo, read_data,
+                     readers)
 from fastctr.datasets import criteo_rows, make_criteo
 from fastctr.metrics import roc_auc
-from fastctr.training import Progress, prefetched, train
+from fastctr.training import Progress, parsed_in_parallel, prefetched, train
+
+QUIET = Progress(enabled=False)
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +92,115 @@ def test_predicting_while_another_thread_trains(batches):
     assert not errors, errors
     out = np.array(outputs)
     assert out.size > 0 and np.all(np.isfinite(out)) and np.all((out >= 0) & (out <= 1))
+
+
+# -- chunks: the source cut at line ends, parsed anywhere, numbered in order ------------------
+
+
+def _in_order(reader) -> tuple[list, int]:
+    """The rows of reader.chunks() consumed as train(threads > 1) does, and the chunk count."""
+    batches, n = [], 0
+    for chunk in reader.chunks():
+        batches += chunk.parse()
+        chunk.done()
+        n += 1
+    return batches, n
+
+
+def _same_rows(a, b) -> None:
+    for name in ("indices", "values", "fields", "labels"):
+        np.testing.assert_array_equal(np.concatenate([getattr(x, name) for x in a]),
+                                      np.concatenate([getattr(x, name) for x in b]))
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(readers, "BLOCK_BYTES", 997)  # many chunks; lines straddle blocks
+
+
+def _csv(n: int) -> bytes:
+    rows, labels = criteo_rows(n, seed=3)
+    return ("click,site,hour\n" + "".join(f"{y},{r.get('C1', '')},{r.get('I1', '')}\n"
+                                          for r, y in zip(rows, labels))).encode()
+
+
+@pytest.mark.parametrize("fmt", ["criteo", "criteo.gz", "csv", "vw"])
+def test_chunks_hold_the_readers_rows(small_blocks, fmt):
+    schema = {}
+    if fmt.startswith("criteo"):
+        data = b"".join(make_criteo(3_000, seed=5))
+        data = gzip.compress(data) if fmt.endswith(".gz") else data
+    elif fmt == "csv":
+        data, schema = _csv(3_000), {"label": "click", "numeric": ["hour"]}
+    else:
+        data = b"".join(b"%d |a x%d |b y:%d.5\n" % (i % 2 * 2 - 1, i % 7, i % 5) for i in range(3_000))
+    name = fmt.split(".")[0]
+    hasher = hasher_for(name, gzip.decompress(data) if fmt.endswith(".gz") else data, **schema)
+
+    def reader():
+        return read_data(io.BytesIO(data), name, hasher, batch_size=200,
+                         **({"label": "click"} if name == "csv" else {}))
+
+    chunked, n_chunks = _in_order(reader())
+    assert n_chunks > 10 and all(b.n_rows <= 200 for b in chunked)
+    _same_rows(chunked, list(reader()))
+
+
+def _with_bad_lines() -> bytes:
+    lines = b"".join(make_criteo(2_000, seed=6)).splitlines(keepends=True)
+    for i in (5, 900, 901, 1777):
+        lines[i] = b"1\tNaNx" + b"\t" * 38 + b"\n"
+    return b"".join(lines)
+
+
+def test_chunks_number_and_report_bad_lines_as_the_reader(small_blocks, caplog):
+    data = _with_bad_lines()
+    sequential = read_criteo(io.BytesIO(data), FeatureHasher(bits=18), batch_size=100, on_error="skip")
+    expected = list(sequential)
+    chunked = read_criteo(io.BytesIO(data), FeatureHasher(bits=18), batch_size=100, on_error="skip")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        got, _ = _in_order(chunked)
+    _same_rows(got, expected)
+    assert chunked.errors.count == sequential.errors.count == 4
+    assert chunked.errors.examples == sequential.errors.examples
+    assert "line 1778: field 'I1'" in chunked.errors.examples[-1]
+    assert caplog.text.count("skipped 4 bad lines") == 1
+
+
+def test_threads_raise_the_first_bad_line_with_its_number(small_blocks):
+    reader = read_criteo(io.BytesIO(_with_bad_lines()), FeatureHasher(bits=18), batch_size=100)
+    model = FTRLClassifier(bits=18)
+    with pytest.raises(ParseError, match=r"line 6: field 'I1'"):
+        train(model, reader, threads=2, progress=QUIET)
+    assert getattr(model, "n_rows_seen_", 0) <= 5  # no row after the bad line was learned
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_train_the_same_model_as_one(small_blocks, threads):
+    data = b"".join(make_criteo(6_000, seed=8))
+    reports, models = [], []
+    for n in (1, threads):
+        model = FTRLClassifier(bits=18)
+        reader = read_criteo(io.BytesIO(data), model.hasher_, batch_size=500)
+        reports.append(train(model, reader, threads=n, progress=QUIET, report_every=1_000))
+        models.append(model)
+    np.testing.assert_array_equal(models[0].zn_, models[1].zn_)
+    assert models[1].n_rows_seen_ == 6_000 and reports[1]["rows"] == 6_000
+    assert reports[1]["log_loss"] == pytest.approx(reports[0]["log_loss"], rel=1e-12)
+    assert reports[1]["auc"] == pytest.approx(reports[0]["auc"], rel=1e-12)
+
+
+def test_parsed_in_parallel_passes_rows_through_and_stops_its_threads(batches):
+    before = threading.active_count()
+    got = list(parsed_in_parallel(iter(batches), threads=2))
+    assert all(a is b for a, b in zip(got, batches)) and len(got) == len(batches)
+    for _ in parsed_in_parallel(iter(batches), threads=3):
+        break
+    assert threading.active_count() == before
+
+
+def test_one_thread_refuses_chunks(batches):
+    reader = read_criteo(b"".join(make_criteo(10, seed=1)), FeatureHasher(bits=18))
+    with pytest.raises(TypeError, match="chunks are parsed with threads > 1"):
+        train(FTRLClassifier(bits=18), reader.chunks(), progress=QUIET)
