@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from fastctr._kernels.rows import entries_are_valid
 from fastctr._rows import HashedRows
 from fastctr.exceptions import NotFittedError
 from fastctr.hashing import FeatureHasher
@@ -162,12 +163,12 @@ class OnlineClassifier:
                 f"rows or a pandas DataFrame. Got {type(X).__name__}."
             )
         size = 1 << self.bits
-        if rows.nnz and (rows.indices.min() < 0 or rows.indices.max() >= size):
-            raise ValueError(
-                f"column indices must lie in [0, 2**bits) = [0, {size}); got "
-                f"[{rows.indices.min()}, {rows.indices.max()}]. Hash with bits={self.bits}."
-            )
-        if not np.all(np.isfinite(rows.values)):
+        if not entries_are_valid(rows.indices, rows.values, size):  # one pass; details below
+            if rows.indices.min() < 0 or rows.indices.max() >= size:
+                raise ValueError(
+                    f"column indices must lie in [0, 2**bits) = [0, {size}); got "
+                    f"[{rows.indices.min()}, {rows.indices.max()}]. Hash with bits={self.bits}."
+                )
             raise ValueError("X has NaN or infinite feature values; drop them or impute first")
         labels = rows.labels if y is None else _labels(y, rows.n_rows)
         if need_labels and labels is None:
