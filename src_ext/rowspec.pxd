@@ -238,14 +238,38 @@ cdef inline double _as_number(object x, object name) except? -1.0:
             f"field {name!r} is numeric but got {x!r}; pass a number or leave it out") from None
 
 
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(PyObject* o)
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+    void* PyUnicode_DATA(PyObject* o)
+    bint PyUnicode_CheckExact(PyObject* o)
+
+
+cdef inline bint _same_name(PyObject* key, PyObject* name) noexcept:
+    """Whether a row's key is the field name ``name`` (an ASCII str): by identity, or by its
+    characters, with no hashing (JSON-decoded rows have fresh keys, never identical)."""
+    if key == name:
+        return True
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(name), i
+    if not (PyUnicode_CheckExact(key) and PyUnicode_IS_COMPACT_ASCII(key)
+            and PyUnicode_GET_LENGTH(key) == n):
+        return False
+    cdef const char* a = <const char*>PyUnicode_DATA(key)
+    cdef const char* b = <const char*>PyUnicode_DATA(name)
+    for i in range(n):  # names are short: a loop beats a call to memcmp
+        if a[i] != b[i]:
+            return False
+    return True
+
+
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld) except -1:
     """Hash one dict row {field name: value}; missing keys, None, NaN and '' emit nothing.
 
-    The row's items are visited once; a key is matched to its field first by identity with
-    the next schema name (rows written in schema order with literal keys: no hashing at all),
-    then through ``index`` (name -> position). Keys that are not fields are ignored.
+    The row's items are visited once; a key is matched to its field first against the next
+    schema name, by identity or by its characters (rows in schema order, literal or decoded
+    from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are not fields are ignored.
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
     """
@@ -257,7 +281,7 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     cdef const char* p
     memset(present, 0, s.n_fields)
     while PyDict_Next(row, &pos, &key, &item):
-        if guess < s.n_fields and PyTuple_GET_ITEM(keys, guess) == key:
+        if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
             f = guess
         else:
             found = PyDict_GetItem(index, <object>key)
@@ -276,7 +300,10 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
             hash_number(s, f, number, h, v)
             continue
         present[f] = 1
-        if type(x) is str:
+        if type(x) is str and PyUnicode_IS_COMPACT_ASCII(<PyObject*>x):  # ASCII is its UTF-8
+            hash_token(s, f, <const uint8_t*>PyUnicode_DATA(<PyObject*>x),
+                       PyUnicode_GET_LENGTH(<PyObject*>x), h, v)
+        elif type(x) is str:
             p = PyUnicode_AsUTF8AndSize(x, &n)
             hash_token(s, f, <const uint8_t*>p, n, h, v)
         elif type(x) is bytes:

@@ -1,4 +1,5 @@
 """The compiled hasher against mmh3 and the written-out spec in tests/naive.py."""
+import json
 import math
 
 import mmh3
@@ -62,6 +63,21 @@ def test_dict_rows_follow_the_spec(rng, transform):
         got = _as_list(hashed, r)
         assert [(i, f) for i, _, f in got] == [(i, f) for i, _, f in expected]
         np.testing.assert_allclose([v for _, v, _ in got], [v for _, v, _ in expected], rtol=1e-6)
+
+
+def test_json_decoded_rows_hash_as_literal_ones(rng):
+    """Decoded rows have fresh keys (matched by their characters, not identity), any key
+    order, non-ASCII values and keys that are not fields."""
+    hasher = FeatureHasher(bits=20)
+    rows = _random_rows(rng, 200)
+    for i, row in enumerate(rows[::3]):
+        row["C7"] = ["café", "日本", "x" * 40, ""][i % 4]
+    shuffled = [dict(sorted(r.items(), key=lambda _: rng.random())) for r in rows[1::3]]
+    decoded = [json.loads(json.dumps(r | {"C1x": "no", "I": 1, "c1": "no"})) for r in rows]
+    decoded[0][5] = "an int key"
+    for got, expected in [(decoded, rows), (shuffled, rows[1::3])]:
+        for a, b in zip(got, expected):
+            assert _as_list(hasher.transform([a]), 0) == hash_row(b, CRITEO_FIELDS, CRITEO_NUMERIC, 20, 0)
 
 
 def _tsv(row, label):
