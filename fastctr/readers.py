@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 Source = Union[str, os.PathLike, BinaryIO, Iterable[bytes]]
 BLOCK_BYTES = 1 << 20
+# Lines per chunk for parallel parsing: small enough that a chunk's bytes and rows are still
+# cached when they are learned (two threads trained 1.6-1.85x faster than one with 32K-line
+# chunks, against 1.5-1.6x with 100K-line ones: paired runs on the 1M-row synthetic TSV).
+CHUNK_ROWS = 1 << 15
 MAX_ERROR_EXAMPLES = 5
 LABEL = "label"
 RAISE_HINT = " (pass on_error='skip' to drop bad lines)"
@@ -159,16 +163,18 @@ class BlockReader:
         yield from self._batches(blocks, lines_done, self.batch_size, self.errors)
         self._warn_skipped()
 
-    def chunks(self) -> Iterator[Chunk]:
-        """The source cut at line ends into :class:`Chunk` s of about ``batch_size`` rows,
-        each parsed on its own (anywhere: parsing releases the GIL).
+    def chunks(self, rows: int | None = None) -> Iterator[Chunk]:
+        """The source cut at line ends into :class:`Chunk` s of about ``rows`` lines (by
+        default ``batch_size``, at most CHUNK_ROWS), each parsed on its own, anywhere:
+        parsing releases the GIL.
 
         This is how ``train(..., threads=N)`` parses in N threads. Take the chunks' rows in
         order and call :meth:`Chunk.done` on each: it numbers bad lines and applies
         ``on_error`` exactly as iterating the reader does.
         """
+        rows = min(self.batch_size, CHUNK_ROWS) if rows is None else rows
         blocks, self._lines_taken = self._open()
-        for run in _line_runs(blocks, self.batch_size):
+        for run in _line_runs(blocks, rows):
             yield Chunk(self, run)
         yield Chunk(self, [], last=True)
 
