@@ -207,9 +207,11 @@ def _scratch(model):
     )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_tsv(out, row_start, n_rows, seed_key, labeled, bias, model):
     """Write rows [row_start, row_start + n_rows) as Criteo TSV into ``out``.
+
+    Releases the GIL, so a stream can be generated while other threads parse and learn.
 
     ``model`` is the tuple built by ``fastctr.datasets._model``.  Returns the
     number of bytes written; ``out`` must hold ``n_rows * MAX_ROW_BYTES``.
