@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fastctr._base import MODEL_CLASSES
-from fastctr._base import _pool
+from fastctr._base import MODEL_CLASSES, _pool
 from fastctr._ext._score import DTYPES, DenseScorer, RowHasher, TableScorer
 from fastctr._kernels.scorer import EMPTY, table_slots
 from fastctr._rows import HashedRows

@@ -113,7 +113,6 @@ def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Ite
         items.close()  # stops the reading thread if the consumer stopped early
 
 
-
 class _Parse:
     """One item of :func:`parsed_in_parallel`: a chunk handed to the pool, or rows as they are."""
 
@@ -169,6 +168,8 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     >>> report["rows"], bool(0.3 < report["log_loss"] < 0.6)
     (20000, True)
     """
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an int >= 1. Got {threads!r} instead.")
     progress = Progress() if progress is None else progress
     pv = ProgressiveValidation(report_every=report_every)
     start = time.perf_counter()

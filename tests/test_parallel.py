@@ -200,6 +200,12 @@ def test_parsed_in_parallel_passes_rows_through_and_stops_its_threads(batches):
     assert threading.active_count() == before
 
 
+@pytest.mark.parametrize("threads", [0, -1, 1.5])
+def test_bad_thread_counts_are_refused(batches, threads):
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        train(FTRLClassifier(bits=18), batches, threads=threads, progress=QUIET)
+
+
 def test_one_thread_refuses_chunks(batches):
     reader = read_criteo(b"".join(make_criteo(10, seed=1)), FeatureHasher(bits=18))
     with pytest.raises(TypeError, match="chunks are parsed with threads > 1"):
