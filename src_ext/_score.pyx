@@ -15,7 +15,7 @@ from libc.string cimport memcpy
 
 cimport numpy as cnp
 
-from rowspec cimport Spec, make_spec, hash_dict
+from rowspec cimport Spec, make_spec, hash_dict, prefetch
 
 cnp.import_array()
 
@@ -40,6 +40,8 @@ cdef class RowHasher:
     cdef int32_t[::1] idx
     cdef float[::1] val
     cdef uint16_t[::1] fld
+    cdef const char* table  # the scorer's rows by bucket, prefetched while hashing (or NULL)
+    cdef Py_ssize_t stride
 
     def __init__(self, tuple spec_arrays, tuple keys):
         self.spec_arrays = spec_arrays  # keeps the arrays alive behind the Spec pointers
@@ -55,9 +57,16 @@ cdef class RowHasher:
         self.val = np.empty(width, np.float32)
         self.fld = np.empty(width, np.uint16)
 
+    cdef void prefetch_rows(self, const void* table, Py_ssize_t stride) noexcept:
+        """Have :meth:`hash` prefetch ``table + bucket * stride`` for each field it hashes:
+        a scorer's first loads then overlap the hashing instead of following it."""
+        self.table = <const char*>table
+        self.stride = stride
+
     cdef Py_ssize_t hash(self, dict row) except -1:
         return hash_dict(&self.spec, row, self.keys, self.index, &self.h[0], &self.v[0],
-                         &self.present[0], &self.idx[0], &self.val[0], &self.fld[0])
+                         &self.present[0], &self.idx[0], &self.val[0], &self.fld[0],
+                         self.table, self.stride)
 
     def hash_row(self, dict row):
         """(indices, values, fields) of one row, as new arrays."""
@@ -98,6 +107,7 @@ cdef class FTRLScorer:
                  double l1, double l2):
         self.hasher = hasher
         self.zn = zn
+        hasher.prefetch_rows(&zn[0, 0], sizeof(double) * 2)
         self.alpha = alpha
         self.beta = beta
         self.l1 = l1
@@ -329,16 +339,6 @@ cdef class FFMScorer:
 # non-zero ones in an open-addressing table keyed by bucket (sparse). The row loops are
 # specialised per stored type so that a weight load is one inlined instruction, not a call.
 
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define FASTCTR_PREFETCH(p) __builtin_prefetch(p)
-    #else
-    #define FASTCTR_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void prefetch "FASTCTR_PREFETCH" (const void* p) noexcept nogil
-
 ctypedef fused stored_t:
     float
     uint16_t
@@ -431,6 +431,7 @@ cdef class DenseScorer:
     cdef int dtype
     cdef float scale
     cdef uint32_t size  # buckets: 2**bits
+    cdef Py_ssize_t width  # bytes of one stored weight
 
     def __init__(self, RowHasher hasher, weights, int dtype, float scale, int bits):
         cdef const uint8_t[::1] raw = weights.view(np.uint8).reshape(-1)
@@ -438,8 +439,10 @@ cdef class DenseScorer:
         self.weights = weights
         self.w = &raw[0] if raw.shape[0] else NULL
         self.dtype = dtype
+        self.width = weights.dtype.itemsize
         self.scale = scale
         self.size = <uint32_t>1 << bits
+        hasher.prefetch_rows(self.w, self.width)
 
     cdef double margin(self, const int32_t* idx, const float* val, Py_ssize_t n,
                        bint* bad) noexcept nogil:
@@ -452,10 +455,9 @@ cdef class DenseScorer:
     cdef void prefetch(self, const int32_t* idx, Py_ssize_t n) noexcept nogil:
         """Start loading the weights of one row (a hint: no bounds needed, nothing read)."""
         cdef Py_ssize_t j
-        cdef Py_ssize_t width = 4 if self.dtype == 0 else (2 if self.dtype == 1 else 1)
         cdef uint32_t mask = self.size - 1
         for j in range(n):
-            prefetch(<const char*>self.w + (<uint32_t>idx[j] & mask) * width)
+            prefetch(<const char*>self.w + (<uint32_t>idx[j] & mask) * self.width)
 
     def predict_one(self, dict row):
         """Probability of a click for one raw dict row."""
@@ -505,6 +507,7 @@ cdef class TableScorer(DenseScorer):
         if slots & (slots - 1) or slots < 2:
             raise ValueError("the table size must be a power of two")
         super().__init__(hasher, weights, dtype, scale, bits)
+        hasher.prefetch_rows(NULL, 0)  # slots are not indexed by bucket
         self.keys = keys
         self.shift = 32 - (slots.bit_length() - 1)
 

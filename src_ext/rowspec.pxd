@@ -19,7 +19,7 @@ cdef enum:
     NUM_LOG1P = 2
 
 
-cdef inline uint32_t _rotl32(uint32_t x, int r) nogil:
+cdef inline uint32_t _rotl32(uint32_t x, int r) noexcept nogil:
     return (x << r) | (x >> (32 - r))
 
 
@@ -262,9 +262,37 @@ cdef inline bint _same_name(PyObject* key, PyObject* name) noexcept:
     return True
 
 
+cdef inline int _hash_other(const Spec* s, Py_ssize_t f, object x, uint32_t* h,
+                            float* v) except -1:
+    """A categorical value that is not an ASCII str: other str as UTF-8, bytes as is,
+    anything else as str(x)."""
+    cdef Py_ssize_t n
+    cdef const char* p
+    if type(x) is bytes:
+        hash_token(s, f, <const uint8_t*>PyBytes_AS_STRING(x), PyBytes_GET_SIZE(x), h, v)
+        return 0
+    if type(x) is not str:
+        x = str(x)
+    p = PyUnicode_AsUTF8AndSize(x, &n)
+    hash_token(s, f, <const uint8_t*>p, n, h, v)
+    return 0
+
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTCTR_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define FASTCTR_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "FASTCTR_PREFETCH" (const void* p) noexcept nogil
+
+
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
-                                 uint16_t* fld) except -1:
+                                 uint16_t* fld, const char* table=NULL,
+                                 Py_ssize_t stride=0) except -1:
     """Hash one dict row {field name: value}; missing keys, None, NaN and '' emit nothing.
 
     The row's items are visited once; a key is matched to its field first against the next
@@ -272,15 +300,16 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are not fields are ignored.
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
+
+    With a ``table`` (rows of ``stride`` bytes indexed by bucket), the row of each field's
+    bucket is prefetched as soon as it is hashed, so the scorer's loads overlap the hashing.
     """
-    cdef Py_ssize_t pos = 0, f, guess = 0, n
+    cdef Py_ssize_t pos = 0, f, guess = 0
     cdef double number
     cdef PyObject* key
-    cdef PyObject* item
-    cdef object x
-    cdef const char* p
+    cdef PyObject* x  # borrowed from the row: no reference counting per field
     memset(present, 0, s.n_fields)
-    while PyDict_Next(row, &pos, &key, &item):
+    while PyDict_Next(row, &pos, &key, &x):
         if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
             f = guess
         else:
@@ -289,27 +318,18 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
                 continue
             f = PyLong_AsSsize_t(<object>found)
         guess = f + 1
-        x = <object>item
-        if _is_missing(x):
+        if _is_missing(<object>x):
             continue
         if s.field_numeric[f]:
-            number = _as_number(x, keys[f])
+            number = _as_number(<object>x, keys[f])
             if number != number:  # NaN, e.g. "nan" or a numpy NaN: missing
                 continue
-            present[f] = 1
             hash_number(s, f, number, h, v)
-            continue
-        present[f] = 1
-        if type(x) is str and PyUnicode_IS_COMPACT_ASCII(<PyObject*>x):  # ASCII is its UTF-8
-            hash_token(s, f, <const uint8_t*>PyUnicode_DATA(<PyObject*>x),
-                       PyUnicode_GET_LENGTH(<PyObject*>x), h, v)
-        elif type(x) is str:
-            p = PyUnicode_AsUTF8AndSize(x, &n)
-            hash_token(s, f, <const uint8_t*>p, n, h, v)
-        elif type(x) is bytes:
-            hash_token(s, f, <const uint8_t*>PyBytes_AS_STRING(x), PyBytes_GET_SIZE(x), h, v)
+        elif PyUnicode_CheckExact(x) and PyUnicode_IS_COMPACT_ASCII(x):  # ASCII is its UTF-8
+            hash_token(s, f, <const uint8_t*>PyUnicode_DATA(x), PyUnicode_GET_LENGTH(x), h, v)
         else:
-            x = str(x)
-            p = PyUnicode_AsUTF8AndSize(x, &n)
-            hash_token(s, f, <const uint8_t*>p, n, h, v)
+            _hash_other(s, f, <object>x, h, v)
+        present[f] = 1
+        if table != NULL:
+            prefetch(table + (h[f] & s.mask) * stride)
     return emit_row(s, h, v, present, idx, val, fld)
