@@ -114,3 +114,9 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep("-", "peers: time per row relative to fastctr (median; >1 = fastctr faster)")
         for line in lines:
             terminalreporter.write_line(line)
+    paired = [b for b in session.benchmarks if "speedup" in b.extra_info]
+    if paired:
+        terminalreporter.write_sep("-", "speed-up over one thread (median of alternating pairs)")
+        for bench in paired:
+            terminalreporter.write_line(f"{bench.name:<44} {bench.extra_info['speedup']:8.2f}x  "
+                                        f"pairs {bench.extra_info['speedup_pairs']}")

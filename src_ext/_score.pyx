@@ -90,7 +90,7 @@ cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double al
     cdef double z = zn[i, 0]
     if fabs(z) <= l1:
         return 0.0
-    return -(z - (l1 if z > 0 else -l1)) / ((beta + zn[i, 1]) / alpha + l2)
+    return -alpha * (z - (l1 if z > 0 else -l1)) / (beta + zn[i, 1] + alpha * l2)
 
 
 cdef class FTRLScorer:

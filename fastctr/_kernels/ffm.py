@@ -26,6 +26,7 @@ from numba import njit
 
 from fastctr._kernels.fm import DIVERGE_LIMIT, ETA, G0, INIT_SCALE, L2V, SEED, _longest, clip_grad, init_value
 from fastctr._kernels.ftrl import sigmoid, update, weight
+from fastctr._kernels.prefetch import prefetch_ahead
 
 NORMALIZE = 8
 
@@ -87,9 +88,10 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
     """
     nf, k = vg.shape[1], vg.shape[2] // 2
     w = np.empty(_longest(indptr))
-    alpha, eta, l2v = hp[0], hp[ETA], hp[L2V]
+    inv_alpha, eta, l2v = 1.0 / hp[0], hp[ETA], hp[L2V]
     scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
     for r in range(indptr.shape[0] - 1):
+        prefetch_ahead(indptr, indices, zn, r)  # latent rows: one per pair, not prefetched
         a, b = indptr[r], indptr[r + 1]
         lin = 0.0
         for j in range(a, b):
@@ -107,7 +109,7 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
         for j in range(a, b):
             i = indices[j]
             g = clip_grad(g_row * values[j])
-            update(zn, i, g, w[j - a], alpha)
+            update(zn, i, g, w[j - a], inv_alpha)
         reg = wt * l2v
         for j in range(a, b):
             fj = fields[j]
@@ -141,6 +143,7 @@ def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
     """Margins (log-odds) of every row, without changing the state."""
     scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
     for r in range(indptr.shape[0] - 1):
+        prefetch_ahead(indptr, indices, zn, r)  # latent rows: one per pair, not prefetched
         a, b = indptr[r], indptr[r + 1]
         lin = 0.0
         for j in range(a, b):

@@ -28,6 +28,7 @@ import numpy as np
 from numba import njit
 
 from fastctr._kernels.ftrl import sigmoid, update, weight
+from fastctr._kernels.prefetch import prefetch_ahead
 
 GRAD_CLIP = 1e4  # per-coordinate gradient clip: bounds every step and keeps g*g finite
 DIVERGE_LIMIT = 1e8  # |margin| or a row's latent energy sum (v x)^2 beyond this = diverged
@@ -80,6 +81,14 @@ def _adagrad_step(vi, vold, s, gx, x, reg, eta):
         vi[c] -= eta * g / np.sqrt(acc)
 
 
+@njit(cache=True, inline="always")
+def _prefetch_state(indptr, indices, zn, vg, r, k):
+    """The linear state and both halves (V, then G) of the latent rows, a few rows ahead."""
+    prefetch_ahead(indptr, indices, zn, r)
+    prefetch_ahead(indptr, indices, vg, r)
+    prefetch_ahead(indptr, indices, vg, r, k)
+
+
 @njit(cache=True, nogil=True)
 def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     """One sequential pass of FTRL (linear) + AdaGrad (latent) over the rows.
@@ -93,9 +102,10 @@ def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
     w = np.empty(longest)  # the row's linear weights before its update
     vold = np.empty((longest, k))  # the row's latent vectors before its update
     s = np.empty(k)
-    alpha, eta, l2v = hp[0], hp[ETA], hp[L2V]
+    inv_alpha, eta, l2v = 1.0 / hp[0], hp[ETA], hp[L2V]
     scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
     for r in range(indptr.shape[0] - 1):
+        _prefetch_state(indptr, indices, zn, vg, r, k)
         a, b = indptr[r], indptr[r + 1]
         lin = 0.0
         q = 0.0
@@ -128,7 +138,7 @@ def fm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
             i = indices[j]
             x = np.float64(values[j])
             g = clip_grad(g_row * x)
-            update(zn, i, g, w[j - a], alpha)
+            update(zn, i, g, w[j - a], inv_alpha)
             if fields[j] != 0:
                 if vg[i, k] == 0.0:  # first update: materialise the initial vector
                     for c in range(k):
@@ -145,6 +155,7 @@ def fm_margin(indptr, indices, values, fields, zn, vg, hp, out):
     s = np.empty(k)
     scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
     for r in range(indptr.shape[0] - 1):
+        _prefetch_state(indptr, indices, zn, vg, r, k)
         lin = 0.0
         q = 0.0
         for c in range(k):
