@@ -7,7 +7,7 @@ token. Errors are reported as codes with their position; the Python reader words
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 
-from rowspec cimport (Spec, make_spec, hash_token, hash_number, emit_row, parse_number,
+from rowspec cimport (Spec, make_spec, hash_token, hash_number, emit_row, parse_number, find_byte,
                       find_line)
 
 import numpy as np
@@ -71,9 +71,7 @@ def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1]
             col = 0
             a = pos
             while True:
-                b = a
-                while b < le and base[b] != sep:
-                    b += 1
+                b = find_byte(base, a, le, sep)
                 if col >= n_cols:
                     err = ERR_TOO_MANY_FIELDS
                     break

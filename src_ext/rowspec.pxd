@@ -70,6 +70,35 @@ cdef inline Py_ssize_t find_line(const uint8_t* base, Py_ssize_t pos, Py_ssize_t
     return line_end
 
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* Offset of the first byte c in p[a:end] (end if none). Eight bytes at a time where a
+       64-bit word can be tested for a zero byte (x ^ c*0x01..: the lowest high bit of
+       (x - 0x01..) & ~x & 0x80.. marks the first zero byte exactly), else byte by byte. */
+    static inline Py_ssize_t fastctr_find_byte(const uint8_t* p, Py_ssize_t a, Py_ssize_t end,
+                                               uint8_t c) {
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) \
+        && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+        const uint64_t pattern = ones * c;
+        for (; a + 8 <= end; a += 8) {
+            uint64_t x;
+            memcpy(&x, p + a, 8);
+            x ^= pattern;
+            uint64_t zero = (x - ones) & ~x & highs;
+            if (zero) return a + (__builtin_ctzll(zero) >> 3);
+        }
+    #endif
+        while (a < end && p[a] != c) a++;
+        return a;
+    }
+    """
+    Py_ssize_t find_byte "fastctr_find_byte" (const uint8_t* p, Py_ssize_t a, Py_ssize_t end,
+                                              uint8_t c) noexcept nogil
+
+
 cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
     """A number filling exactly p[:n] (p[n] is a delimiter): a decimal integer fast path,
     strtod for the rest; NaN and partial parses are rejected."""

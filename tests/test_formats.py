@@ -158,6 +158,28 @@ def test_csv_matches_the_reference():
     assert got == expected
 
 
+def test_fields_of_every_length_split_where_the_separator_is():
+    """The delimiter scan reads 8 bytes at a time: tokens of 0-19 bytes at every offset, with
+    tabs and non-ASCII bytes inside comma-separated fields, split exactly where Python splits."""
+    rng = np.random.default_rng(5)
+    alphabet = list("ab\t9\u00e9\u20ac")  # \u00e9 and \u20ac are 2 and 3 UTF-8 bytes
+
+    def token(n):
+        return "".join(rng.choice(alphabet, n)).encode()
+
+    header = b"click,a,b,c"
+    lines = [b"%d,%s,%s,%s" % (i % 2, token(i % 20), token((i * 7) % 20), token((i * 3) % 13))
+             for i in range(400)]
+    hasher = hasher_for("csv", header + b"\n", bits=BITS, label="click")
+    got = _rows(read_csv(_data([header] + lines), hasher, label="click"))
+    names = header.decode().split(",")
+    expected = []
+    for line in lines:
+        label, entries = naive.csv_line(line, names, "click", hasher.fields, hasher.numeric, BITS)
+        expected.append((label, 1.0, _f32(entries)))
+    assert got == expected
+
+
 def test_tsv_with_a_header_and_no_label():
     (batch,) = read_csv(b"a\tb\nx\t1\n", sep="\t")
     assert batch.labels is None and batch.fields.tolist() == [0, 1, 2]
