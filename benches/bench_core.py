@@ -123,13 +123,16 @@ def _fit(model: FTRLClassifier, batches) -> int:
     return rows
 
 
-def test_train_ftrl(benchmark, sizes, hashed, record_rate, size_label):
-    """FTRL on hashed rows in memory; a fresh 2**22 model per round."""
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_train_ftrl(benchmark, sizes, hashed, record_rate, size_label, n_jobs):
+    """FTRL on hashed rows in memory; a fresh 2**22 model per round; ``n_jobs=2`` learns
+    each batch in two threads at once (Hogwild)."""
     benchmark.group = f"train|ftrl|{size_label(sizes.train)}"
-    n = benchmark.pedantic(_fit, setup=lambda: ((FTRLClassifier(bits=BITS), hashed), {}),
-                           rounds=ROUNDS, warmup_rounds=1)
+    n = benchmark.pedantic(
+        _fit, setup=lambda: ((FTRLClassifier(bits=BITS, n_jobs=n_jobs), hashed), {}),
+        rounds=ROUNDS, warmup_rounds=1)
     assert n == sizes.train
-    record_rate(benchmark, sizes.train)
+    record_rate(benchmark, sizes.train, vs=None if n_jobs == 1 else "test_train_ftrl[1]")
 
 
 @pytest.mark.parametrize("fmt", ["tsv", "tsv.gz"])
@@ -325,4 +328,4 @@ def test_river_ftrl_learn_one(benchmark, sizes, tsv_files, record_rate, size_lab
     benchmark.pedantic(
         run, setup=lambda: ((linear_model.LogisticRegression(optimizer=optim.FTRLProximal()),), {}),
         rounds=3, warmup_rounds=1)
-    record_rate(benchmark, n, vs="test_train_ftrl")
+    record_rate(benchmark, n, vs="test_train_ftrl[1]")

@@ -56,9 +56,13 @@ def _train(benchmark, model, rows):
     benchmark.extra_info["rows"] = rows.n_rows
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
 @pytest.mark.benchmark(group=f"train|fm8|{_label(N_ROWS)}")
-def test_train_fm8(benchmark, rows22):
-    _train(benchmark, FMClassifier(k=8), rows22)
+def test_train_fm8(benchmark, rows22, n_jobs):
+    """``n_jobs=2`` learns the batch in two threads at once (Hogwild)."""
+    _train(benchmark, FMClassifier(k=8, n_jobs=n_jobs), rows22)
+    if n_jobs > 1:
+        benchmark.extra_info["vs"] = "test_train_fm8[1]"
 
 
 @pytest.mark.benchmark(group=f"train|fm8|{_label(N_ROWS)}")
@@ -97,7 +101,7 @@ def test_train_river_fm8_subset(benchmark, rows22):
     if benchmark.stats is not None:
         benchmark.extra_info["rows_per_s"] = N_RIVER / benchmark.stats.stats.mean
     benchmark.extra_info["rows"] = N_RIVER
-    benchmark.extra_info["vs"] = "test_train_fm8"
+    benchmark.extra_info["vs"] = "test_train_fm8[1]"
 
 
 def _vw_lines(rows, n):
@@ -124,7 +128,7 @@ def test_train_vw_lrq8(benchmark, rows22):
     if benchmark.stats is not None:
         benchmark.extra_info["rows_per_s"] = N_ROWS / benchmark.stats.stats.mean
     benchmark.extra_info["rows"] = N_ROWS
-    benchmark.extra_info["vs"] = "test_train_fm8"
+    benchmark.extra_info["vs"] = "test_train_fm8[1]"
     ws.finish()
 
 
