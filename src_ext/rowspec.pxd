@@ -268,6 +268,8 @@ cdef inline double _as_number(object x, object name) except? -1.0:
 
 
 cdef extern from "Python.h":
+    ctypedef struct PyASCIIObject:  # the header of a compact ASCII str; its characters follow
+        pass
     bint PyUnicode_IS_COMPACT_ASCII(PyObject* o)
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
     void* PyUnicode_DATA(PyObject* o)
@@ -318,6 +320,38 @@ cdef extern from *:
     void prefetch "FASTCTR_PREFETCH" (const void* p) noexcept nogil
 
 
+cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_ssize_t guess,
+                                  tuple keys, dict index, uint32_t* h, float* v,
+                                  uint8_t* present, const char* table,
+                                  Py_ssize_t stride) except -1:
+    """One item of a dict row: its field found (first by ``guess``, the field after the
+    previous one), its value hashed into h, v and present. Returns the next guess."""
+    cdef Py_ssize_t f
+    cdef double number
+    if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
+        f = guess
+    else:
+        found = PyDict_GetItem(index, <object>key)
+        if found == NULL:  # not a field: ignored
+            return guess
+        f = PyLong_AsSsize_t(<object>found)
+    if _is_missing(<object>x):
+        return f + 1
+    if s.field_numeric[f]:
+        number = _as_number(<object>x, keys[f])
+        if number != number:  # NaN, e.g. "nan" or a numpy NaN: missing
+            return f + 1
+        hash_number(s, f, number, h, v)
+    elif PyUnicode_CheckExact(x) and PyUnicode_IS_COMPACT_ASCII(x):  # ASCII is its UTF-8
+        hash_token(s, f, <const uint8_t*>PyUnicode_DATA(x), PyUnicode_GET_LENGTH(x), h, v)
+    else:
+        _hash_other(s, f, <object>x, h, v)
+    present[f] = 1
+    if table != NULL:
+        prefetch(table + (h[f] & s.mask) * stride)
+    return f + 1
+
+
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld, const char* table=NULL,
@@ -330,35 +364,25 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
 
-    With a ``table`` (rows of ``stride`` bytes indexed by bucket), the row of each field's
-    bucket is prefetched as soon as it is hashed, so the scorer's loads overlap the hashing.
+    Memory latency, not arithmetic, is what a row from a cold cache waits on, so the loop
+    runs one item ahead: while an item is hashed, the next value's object (and an ASCII
+    str's characters after its header) is prefetched. With a ``table`` (rows of ``stride``
+    bytes indexed by bucket), the row of each field's bucket is prefetched as soon as it is
+    hashed, so the scorer's loads overlap the rest of the hashing.
     """
-    cdef Py_ssize_t pos = 0, f, guess = 0
-    cdef double number
-    cdef PyObject* key
-    cdef PyObject* x  # borrowed from the row: no reference counting per field
+    cdef Py_ssize_t pos = 0, guess = 0
+    cdef PyObject* key  # key and value are borrowed from the row: no reference counting
+    cdef PyObject* x
+    cdef PyObject* next_key
+    cdef PyObject* next_x
     memset(present, 0, s.n_fields)
-    while PyDict_Next(row, &pos, &key, &x):
-        if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
-            f = guess
-        else:
-            found = PyDict_GetItem(index, <object>key)
-            if found == NULL:
-                continue
-            f = PyLong_AsSsize_t(<object>found)
-        guess = f + 1
-        if _is_missing(<object>x):
-            continue
-        if s.field_numeric[f]:
-            number = _as_number(<object>x, keys[f])
-            if number != number:  # NaN, e.g. "nan" or a numpy NaN: missing
-                continue
-            hash_number(s, f, number, h, v)
-        elif PyUnicode_CheckExact(x) and PyUnicode_IS_COMPACT_ASCII(x):  # ASCII is its UTF-8
-            hash_token(s, f, <const uint8_t*>PyUnicode_DATA(x), PyUnicode_GET_LENGTH(x), h, v)
-        else:
-            _hash_other(s, f, <object>x, h, v)
-        present[f] = 1
-        if table != NULL:
-            prefetch(table + (h[f] & s.mask) * stride)
+    cdef bint more = PyDict_Next(row, &pos, &key, &x)
+    while more:
+        more = PyDict_Next(row, &pos, &next_key, &next_x)
+        if more:
+            prefetch(next_x)
+            prefetch(<const char*>next_x + sizeof(PyASCIIObject))
+        guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride)
+        key = next_key
+        x = next_x
     return emit_row(s, h, v, present, idx, val, fld)
