@@ -221,18 +221,31 @@ def test_scorer_predict_one_raw39(benchmark, model, raw_rows, cache, dtype):
               raw_rows[:1] if cache == "hot" else raw_rows)
 
 
+def _request_text(form: str, row: dict) -> bytes:
+    if form == "json":
+        return json.dumps(row).encode()
+    return "\t".join(str(row[name]) for name in CRITEO_FIELDS).encode()
+
+
+def _decoded(form: str, text: bytes) -> dict | bytes:
+    """The request as a service hands it over: a fresh dict, or a fresh copy of the line."""
+    return json.loads(text) if form == "json" else bytes(memoryview(text))
+
+
+@pytest.mark.parametrize("form", ["json", "line"])
 @pytest.mark.parametrize("dtype", ["float32", "int8"])
-def test_scorer_predict_one_request(benchmark, model, raw_rows, dtype):
-    """A service's call: every request a distinct row, just decoded from JSON (the decoding
-    is not timed). Each call is timed alone, so ``p99_us`` is the 99th percentile of calls;
+def test_scorer_predict_one_request(benchmark, model, raw_rows, dtype, form):
+    """A service's call: every request a distinct row, just received (not timed): a dict
+    decoded from JSON, or the raw tab-separated line of the 39 values (a Criteo test-set
+    line). Each call is timed alone, so ``p99_us`` is the 99th percentile of calls;
     ``harness_ns`` is the timer's own cost in each."""
-    texts = itertools.cycle([json.dumps(row) for row in raw_rows])
-    benchmark.group = f"predict_one|scorer-{dtype}|request"
+    texts = itertools.cycle([_request_text(form, row) for row in raw_rows])
+    benchmark.group = f"predict_one|scorer-{dtype}|request-{form}"
     timer = time.perf_counter
     benchmark.extra_info["harness_ns"] = round(
         float(np.median([-(timer() - timer()) for _ in range(10_000)])) * 1e9, 1)
     benchmark.pedantic(model.to_scorer(dtype, "dense").predict_one,
-                       setup=lambda: ((json.loads(next(texts)),), {}),
+                       setup=lambda: ((_decoded(form, next(texts)),), {}),
                        rounds=2 * len(raw_rows), warmup_rounds=100)
     if benchmark.stats is not None:  # None in the smoke run (benchmarks disabled)
         benchmark.extra_info["p99_us"] = round(

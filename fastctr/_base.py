@@ -251,19 +251,21 @@ class OnlineClassifier:
         return (self.decision_function(X) > 0).astype(np.int64)
 
     def predict_one(self, row) -> float:
-        """Click probability of one row: a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}``
-        (hashed and scored in one compiled call) or a pre-hashed ``(indices, values)`` pair."""
+        """Click probability of one row, hashed and scored in one compiled call.
+
+        ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}``, one raw line (str or
+        bytes) holding the fields' values in schema order separated by tabs (a Criteo
+        test-set line: no label), or a pre-hashed ``(indices, values)`` pair.
+        """
         scorer = self._scorer_cache
         if scorer is None:
             self._check_fitted()
             scorer = self._scorer_cache = self._make_scorer()
-        if type(row) is dict:
-            return scorer.predict_one(row)
-        if isinstance(row, tuple) and len(row) == 2:
-            return scorer.predict_hashed(row[0], row[1])
-        raise TypeError(
-            f"predict_one takes a dict row or an (indices, values) pair; got {type(row).__name__}"
-        )
+        if isinstance(row, tuple):
+            if len(row) == 2:
+                return scorer.predict_hashed(row[0], row[1])
+            raise TypeError(f"a pre-hashed row is an (indices, values) pair; got {len(row)} items")
+        return scorer.predict_one(row)  # a dict or a line; TypeError for anything else
 
     @property
     def classes_(self) -> np.ndarray:

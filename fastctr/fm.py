@@ -81,9 +81,10 @@ class _FactorizationBase(OnlineClassifier):
     def predict_one(self, row) -> float:
         """Click probability of one row.
 
-        ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}`` (hashed and scored in one
-        compiled call), an ``(indices, values, fields)`` triple, or an ``(indices, values)``
-        pair (no field ids: every entry interacts, as for rows without fields).
+        ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}`` or a raw tab-separated line
+        of the fields in schema order (hashed and scored in one compiled call), an
+        ``(indices, values, fields)`` triple, or an ``(indices, values)`` pair (no field ids:
+        every entry interacts, as for rows without fields).
         """
         if isinstance(row, tuple) and len(row) == 3:
             scorer = self._scorer_cache

@@ -39,6 +39,9 @@ class Scorer:
     >>> scorer = model.to_scorer("float32")
     >>> abs(scorer.predict_one(rows[0]) - model.predict_one(rows[0])) < 1e-6
     True
+    >>> line = "\\t".join(["3"] + [""] * 12 + ["a"])  # I1..I13, C1: a raw tab-separated line
+    >>> scorer.predict_one(line) == scorer.predict_one({"I1": 3, "C1": "a"})
+    True
     >>> scorer.n_weights, model.to_scorer("int8").nbytes < scorer.nbytes
     (4, True)
     """
@@ -98,8 +101,10 @@ class Scorer:
         """Bytes of the table (keys and weights)."""
         return self.weights.nbytes + (0 if self.keys is None else self.keys.nbytes)
 
-    def predict_one(self, row: dict) -> float:
-        """Click probability of one raw dict row."""
+    def predict_one(self, row: dict | str | bytes) -> float:
+        """Click probability of one raw row: a dict ``{field: value}``, or one line (str or
+        bytes) of the fields' values in schema order separated by tabs, as in Criteo's test
+        set (no label; an empty value is missing; a final newline is ignored)."""
         return self._table.predict_one(row)
 
     def decision_function(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:

@@ -7,22 +7,22 @@ token. Errors are reported as codes with their position; the Python reader words
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 
-from rowspec cimport (Spec, make_spec, hash_token, hash_number, emit_row, parse_number, find_byte,
-                      find_line)
+from rowspec cimport (Spec, make_spec, emit_row, find_line, hash_fields, COL_LABEL, COL_IGNORE,
+                      LINE_TOO_MANY_FIELDS, LINE_BAD_LABEL, LINE_BAD_NUMBER, LINE_MISSING_LABEL)
 
 import numpy as np
 
 cpdef enum ColumnRole:
     # Roles in col_field; values >= 0 are field indices.
-    LABEL = -1
-    IGNORE = -2
+    LABEL = COL_LABEL
+    IGNORE = COL_IGNORE
 
 cpdef enum ParseErrorCode:
     # Error codes, worded by fastctr.readers.
-    ERR_TOO_MANY_FIELDS = 1
-    ERR_BAD_LABEL = 2
-    ERR_BAD_NUMBER = 3
-    ERR_MISSING_LABEL = 4
+    ERR_TOO_MANY_FIELDS = LINE_TOO_MANY_FIELDS
+    ERR_BAD_LABEL = LINE_BAD_LABEL
+    ERR_BAD_NUMBER = LINE_BAD_NUMBER
+    ERR_MISSING_LABEL = LINE_MISSING_LABEL
 
 
 def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1] col_field,
@@ -44,11 +44,11 @@ def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1]
     cdef float[::1] labels = out[4]
     cdef Py_ssize_t max_rows = labels.shape[0], n_cols = col_field.shape[0]
     cdef Py_ssize_t end = buf.shape[0], pos = start, n_rows = 0, n_lines = 0, n_err = 0
-    cdef Py_ssize_t line_end, le, a, b, col, k, err
-    cdef int32_t cf
-    cdef double x
+    cdef Py_ssize_t line_end, le, a, b, col, k
+    cdef int err
     cdef float label
     cdef const uint8_t* base = &buf[0] if end > 0 else NULL
+    cdef const int32_t* roles = &col_field[0] if n_cols > 0 else NULL
     h_a = np.empty(max(s.n_fields, 1), np.uint32)
     v_a = np.empty(max(s.n_fields, 1), np.float32)
     present_a = np.zeros(max(s.n_fields, 1), np.uint8)
@@ -66,41 +66,9 @@ def parse_delimited(const uint8_t[::1] buf, Py_ssize_t start, const int32_t[::1]
                 pos = line_end + 1
                 continue
             present[:] = 0
-            label = 0.0
-            err = 0
-            col = 0
             a = pos
-            while True:
-                b = find_byte(base, a, le, sep)
-                if col >= n_cols:
-                    err = ERR_TOO_MANY_FIELDS
-                    break
-                cf = col_field[col]
-                if cf >= 0:
-                    if b > a:
-                        if s.field_numeric[cf]:
-                            if not parse_number(base + a, b - a, &x):
-                                err = ERR_BAD_NUMBER
-                                break
-                            hash_number(&s, cf, x, &h[0], &v[0])
-                        else:
-                            hash_token(&s, cf, base + a, b - a, &h[0], &v[0])
-                        present[cf] = 1
-                elif cf == LABEL:
-                    if b == a:
-                        err = ERR_MISSING_LABEL
-                        break
-                    if b - a == 1 and (base[a] == c'0' or base[a] == c'1'):
-                        label = base[a] - c'0'
-                    elif b - a == 2 and base[a] == c'-' and base[a + 1] == c'1':
-                        label = 0.0
-                    else:
-                        err = ERR_BAD_LABEL
-                        break
-                col += 1
-                if b >= le:
-                    break
-                a = b + 1
+            err = hash_fields(&s, base, &a, le, roles, n_cols, sep, &h[0], &v[0],
+                              &present[0], &label, &col, &b)
             if err:
                 if n_err < errors.shape[0]:
                     errors[n_err, 0] = n_lines - 1

@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Single-row serving: hash a raw dict row and score it in one C call.
+"""Single-row serving: hash a raw row (a dict, or one tab-separated line) and score it in one C
+call.
 
 Single-row calls keep the GIL: the dict access needs it anyway, and releasing and taking it
 back would cost about as much as the scoring itself (~0.1 us). Batch calls release it.
@@ -11,11 +12,15 @@ import numpy as np
 
 from libc.math cimport exp, fabs
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from rowspec cimport Spec, make_spec, hash_dict, prefetch
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+
+from rowspec cimport (Spec, make_spec, hash_dict, hash_fields, emit_row, prefetch,
+                      LINE_TOO_MANY_FIELDS)
 
 cnp.import_array()
 
@@ -30,7 +35,7 @@ cdef inline double sigmoid(double m) noexcept nogil:
 
 
 cdef class RowHasher:
-    """Hashes one dict row into reusable buffers with the FeatureHasher's spec."""
+    """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
     cdef Spec spec
     cdef tuple spec_arrays, keys
     cdef dict index
@@ -40,6 +45,7 @@ cdef class RowHasher:
     cdef int32_t[::1] idx
     cdef float[::1] val
     cdef uint16_t[::1] fld
+    cdef int32_t[::1] columns  # a line's column i is field i
     cdef const char* table  # the scorer's rows by bucket, prefetched while hashing (or NULL)
     cdef Py_ssize_t stride
 
@@ -56,6 +62,7 @@ cdef class RowHasher:
         self.idx = np.empty(width, np.int32)
         self.val = np.empty(width, np.float32)
         self.fld = np.empty(width, np.uint16)
+        self.columns = np.arange(n, dtype=np.int32)
 
     cdef void prefetch_rows(self, const void* table, Py_ssize_t stride) noexcept:
         """Have :meth:`hash` prefetch ``table + bucket * stride`` for each field it hashes:
@@ -63,13 +70,55 @@ cdef class RowHasher:
         self.table = <const char*>table
         self.stride = stride
 
-    cdef Py_ssize_t hash(self, dict row) except -1:
-        return hash_dict(&self.spec, row, self.keys, self.index, &self.h[0], &self.v[0],
-                         &self.present[0], &self.idx[0], &self.val[0], &self.fld[0],
-                         self.table, self.stride)
+    cdef Py_ssize_t hash(self, object row) except -1:
+        """Hash a raw row into idx, val and fld; return its length.
 
-    def hash_row(self, dict row):
-        """(indices, values, fields) of one row, as new arrays."""
+        ``row`` is a dict {field name: value} (see rowspec.hash_dict) or one line, str or
+        bytes, holding the fields' values in schema order separated by tabs: a Criteo
+        test-set line (no label). An empty value is missing, trailing fields may be left out,
+        and a final newline is ignored.
+        """
+        if isinstance(row, dict):
+            return hash_dict(&self.spec, row, self.keys, self.index, &self.h[0], &self.v[0],
+                             &self.present[0], &self.idx[0], &self.val[0], &self.fld[0],
+                             self.table, self.stride)
+        cdef const char* p
+        cdef Py_ssize_t n, start = 0, stop, col
+        cdef float label
+        if isinstance(row, bytes):
+            p = PyBytes_AS_STRING(row)
+            n = PyBytes_GET_SIZE(row)
+        elif isinstance(row, str):
+            p = PyUnicode_AsUTF8AndSize(row, &n)
+        else:
+            raise TypeError("a raw row is a dict {field: value} or one tab-separated line "
+                            f"(str or bytes); got {type(row).__name__}")
+        if n > 0 and p[n - 1] == c'\n':
+            n -= 1
+            if n > 0 and p[n - 1] == c'\r':
+                n -= 1
+        memset(&self.present[0], 0, self.spec.n_fields)
+        cdef int err = hash_fields(&self.spec, <const uint8_t*>p, &start, n, &self.columns[0],
+                                   self.spec.n_fields, c'\t', &self.h[0], &self.v[0],
+                                   &self.present[0], &label, &col, &stop, self.table,
+                                   self.stride)
+        if err:
+            raise ValueError(self._line_error(err, col, (<bytes>p[start:stop]).decode(
+                "utf-8", "replace")))
+        return emit_row(&self.spec, &self.h[0], &self.v[0], &self.present[0], &self.idx[0],
+                        &self.val[0], &self.fld[0])
+
+    def _line_error(self, int err, Py_ssize_t col, str token):
+        n = len(self.keys)
+        if err == LINE_TOO_MANY_FIELDS:
+            return (f"a line row has more than {n} tab-separated values, one per field "
+                    f"({self.keys[0]} .. {self.keys[n - 1]}); leave out the label and any other "
+                    "column that is not a field")
+        return (f"line row column {col + 1}: field {self.keys[col]!r} is numeric but got "
+                f"{token!r}; write a number or leave it empty")
+
+    def hash_row(self, row):
+        """(indices, values, fields) of one raw row, as new arrays."""
         n = self.hash(row)
         return (np.asarray(self.idx)[:n].copy(), np.asarray(self.val)[:n].copy(),
                 np.asarray(self.fld)[:n].copy())
@@ -120,8 +169,8 @@ cdef class FTRLScorer:
             m += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
         return m
 
-    def predict_one(self, dict row):
-        """Probability of a click for one raw dict row."""
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
         cdef Py_ssize_t n = self.hasher.hash(row)
         cdef double m
         m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], n)
@@ -217,8 +266,8 @@ cdef class FMScorer:
             ss += s[c] * s[c]
         return lin + 0.5 * (ss - q)
 
-    def predict_one(self, dict row):
-        """Probability of a click for one raw dict row."""
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
         cdef Py_ssize_t n = self.hasher.hash(row)
         cdef double m
         m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
@@ -305,8 +354,8 @@ cdef class FFMScorer:
                 pair += d * xj * val[l]
         return lin + pair * rs
 
-    def predict_one(self, dict row):
-        """Probability of a click for one raw dict row."""
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
         cdef Py_ssize_t n = self.hasher.hash(row)
         cdef double m
         m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
@@ -459,8 +508,8 @@ cdef class DenseScorer:
         for j in range(n):
             prefetch(<const char*>self.w + (<uint32_t>idx[j] & mask) * self.width)
 
-    def predict_one(self, dict row):
-        """Probability of a click for one raw dict row."""
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
         cdef Py_ssize_t n = self.hasher.hash(row)
         cdef bint bad = False  # cannot happen: the hasher masks to the table
         return sigmoid(self.margin(&self.hasher.idx[0], &self.hasher.val[0], n, &bad))

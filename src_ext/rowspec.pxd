@@ -233,6 +233,86 @@ cdef inline Py_ssize_t emit_row(const Spec* s, const uint32_t* h, const float* v
     return k
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__) || defined(__clang__)
+    #define FASTCTR_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define FASTCTR_PREFETCH(p) ((void)0)
+    #endif
+    """
+    void prefetch "FASTCTR_PREFETCH" (const void* p) noexcept nogil
+
+
+# Roles of a delimited line's columns (col_field values >= 0 are field indices), and the
+# errors hash_fields reports (worded by fastctr.readers and the scorers).
+cdef enum:
+    COL_LABEL = -1
+    COL_IGNORE = -2
+cdef enum:
+    LINE_TOO_MANY_FIELDS = 1
+    LINE_BAD_LABEL = 2
+    LINE_BAD_NUMBER = 3
+    LINE_MISSING_LABEL = 4
+
+
+cdef inline int hash_fields(const Spec* s, const uint8_t* base, Py_ssize_t* start,
+                            Py_ssize_t end, const int32_t* col_field, Py_ssize_t n_cols,
+                            uint8_t sep, uint32_t* h, float* v, uint8_t* present, float* label,
+                            Py_ssize_t* col, Py_ssize_t* stop, const char* table=NULL,
+                            Py_ssize_t stride=0) noexcept nogil:
+    """Hash the ``sep``-separated columns of ``base[start:end]`` (one line's content) into
+    h, v and present (zeroed by the caller); column i plays the role ``col_field[i]``.
+
+    Returns 0 or an error code; on an error, ``col`` is the bad column and ``start:stop``
+    its token. An empty column is a missing value; a line may have fewer columns than
+    ``n_cols``. With a ``table``, the row of each hashed bucket is prefetched (as in
+    hash_dict).
+    """
+    cdef Py_ssize_t a = start[0], b, c = 0
+    cdef int32_t cf
+    cdef double x
+    cdef int err = 0
+    label[0] = 0.0
+    while True:
+        b = find_byte(base, a, end, sep)
+        if c >= n_cols:
+            err = LINE_TOO_MANY_FIELDS
+            break
+        cf = col_field[c]
+        if cf >= 0:
+            if b > a:
+                if s.field_numeric[cf]:
+                    if not parse_number(base + a, b - a, &x):
+                        err = LINE_BAD_NUMBER
+                        break
+                    hash_number(s, cf, x, h, v)
+                else:
+                    hash_token(s, cf, base + a, b - a, h, v)
+                present[cf] = 1
+                if table != NULL:
+                    prefetch(table + (h[cf] & s.mask) * stride)
+        elif cf == COL_LABEL:
+            if b == a:
+                err = LINE_MISSING_LABEL
+                break
+            if b - a == 1 and (base[a] == c'0' or base[a] == c'1'):
+                label[0] = base[a] - c'0'
+            elif b - a == 2 and base[a] == c'-' and base[a + 1] == c'1':
+                label[0] = 0.0
+            else:
+                err = LINE_BAD_LABEL
+                break
+        c += 1
+        if b >= end:
+            break
+        a = b + 1
+    col[0] = c
+    start[0] = a
+    stop[0] = b
+    return err
+
+
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
 from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
@@ -307,17 +387,6 @@ cdef inline int _hash_other(const Spec* s, Py_ssize_t f, object x, uint32_t* h,
     p = PyUnicode_AsUTF8AndSize(x, &n)
     hash_token(s, f, <const uint8_t*>p, n, h, v)
     return 0
-
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__) || defined(__clang__)
-    #define FASTCTR_PREFETCH(p) __builtin_prefetch(p)
-    #else
-    #define FASTCTR_PREFETCH(p) ((void)0)
-    #endif
-    """
-    void prefetch "FASTCTR_PREFETCH" (const void* p) noexcept nogil
 
 
 cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_ssize_t guess,
