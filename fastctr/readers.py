@@ -19,6 +19,7 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
+from fastctr._ahead import read_ahead
 from fastctr._ext import _parse
 from fastctr._rows import HashedRows
 from fastctr.hashing import CRITEO_FIELDS, FeatureHasher
@@ -81,12 +82,12 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name == "-":
-            return _blocks(_maybe_gunzip(sys.stdin.buffer)), "<stdin>"
+            return _blocks(sys.stdin.buffer), "<stdin>"
         if not os.path.exists(name):
             raise FileNotFoundError(f"no such data file: {name!r}")
         return _file_blocks(name), name
     if hasattr(source, "read"):
-        return _blocks(_maybe_gunzip(source)), getattr(source, "name", "<stream>")
+        return _blocks(source), getattr(source, "name", "<stream>")
     if isinstance(source, (bytes, bytearray)):
         return iter([bytes(source)]), "<bytes>"
     return iter(source), "<chunks>"
@@ -94,7 +95,15 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
 
 def _file_blocks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as raw:
-        yield from _blocks(_maybe_gunzip(raw))
+        yield from _blocks(raw)
+
+
+def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+    """Blocks of a stream. A gzip stream is inflated ahead by a background thread (zlib
+    releases the GIL), so inflating overlaps parsing and learning instead of adding to them."""
+    stream = _maybe_gunzip(stream)
+    blocks = _read_blocks(stream)
+    return read_ahead(blocks) if isinstance(stream, gzip.GzipFile) else blocks
 
 
 def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
@@ -103,7 +112,7 @@ def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
     return gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == b"\x1f\x8b" else stream
 
 
-def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
     while block := stream.read(BLOCK_BYTES):
         yield block
 

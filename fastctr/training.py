@@ -4,13 +4,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from queue import Full, Queue
 from typing import Any, TextIO
 
+from fastctr._ahead import read_ahead
 from fastctr._base import OnlineClassifier
 from fastctr._rows import HashedRows
 from fastctr.metrics import ProgressiveValidation
@@ -48,55 +47,18 @@ class Progress:
             self.stream.flush()
 
 
-def prefetched(batches: Iterable[HashedRows], depth: int = 2) -> Iterator[HashedRows]:
-    """The batches, produced ahead by a background thread (at most ``depth`` waiting).
-
-    Parsing releases the GIL, so reading the next batch overlaps learning the current one;
-    memory grows by ``depth`` batches at most. An error in the reader is raised here.
-    """
-    queue: Queue = Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        queue.put(batch, timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put(done)
-        except BaseException as error:  # handed to the consumer, raised there
-            queue.put(error)
-
-    thread = threading.Thread(target=produce, name="fastctr-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()  # the consumer stopped early: let the reader thread end
-        thread.join()
-
-
 def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Iterator[HashedRows]:
     """The batches of ``items`` in order, the :class:`~fastctr.readers.Chunk` s among them
     parsed by ``threads`` threads at once: ``threads - 1`` workers, and this thread whenever
     the batch it needs next is not parsed yet (so no thread waits while there is work).
 
-    Parsing releases the GIL; the items are read ahead by :func:`prefetched`; at most
+    Parsing releases the GIL; the items are read ahead by :func:`~fastctr._ahead.read_ahead`; at most
     ``2 * threads`` chunks are parsed ahead, so memory stays bounded. A parse error is raised
     when its chunk's turn comes, after every earlier batch, as the sequential reader would.
     """
     pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="fastctr-parse")
     window: deque[_Parse] = deque()
-    items = prefetched(items)
+    items = read_ahead(items)
     try:
         while True:
             while len(window) < 2 * threads and (item := next(items, None)) is not None:
@@ -150,7 +112,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     e.g. from :meth:`~fastctr.readers.BlockReader.chunks`) while this thread learns the
     parsed batches in order: the model and the report are those of one thread, faster. With
     ``prefetch=True`` one background thread iterates any other batch source ahead (see
-    :func:`prefetched`).
+    :func:`~fastctr._ahead.read_ahead`).
 
     Returns
     -------
@@ -179,7 +141,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
         batches = parsed_in_parallel(
             batches.chunks() if isinstance(batches, BlockReader) else batches, threads)
     elif prefetch:
-        batches = prefetched(batches)
+        batches = read_ahead(batches)
     for batch in batches:
         p = model.partial_fit_predict(_labelled(batch))
         for line in pv.update(batch.labels, p, batch.weights):

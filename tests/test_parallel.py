@@ -9,9 +9,10 @@ import pytest
 
 from fastctr import (FeatureHasher, FTRLClassifier, ParseError, hasher_for, read_criteo, read_data,
                      readers)
+from fastctr._ahead import read_ahead
 from fastctr.datasets import criteo_rows, make_criteo
 from fastctr.metrics import roc_auc
-from fastctr.training import Progress, parsed_in_parallel, prefetched, train
+from fastctr.training import Progress, parsed_in_parallel, train
 
 QUIET = Progress(enabled=False)
 
@@ -21,22 +22,31 @@ def batches(synthetic_tsv):
     return list(read_criteo(synthetic_tsv, FeatureHasher(bits=18), batch_size=2_000))
 
 
-def test_prefetched_keeps_order_and_content(batches):
-    again = list(prefetched(iter(batches)))
+def test_read_ahead_keeps_order_and_content(batches):
+    again = list(read_ahead(iter(batches)))
     assert len(again) == len(batches) and all(a is b for a, b in zip(again, batches))
 
 
-def test_prefetched_raises_the_readers_error():
+def test_read_ahead_raises_the_readers_error():
     data = b"".join(make_criteo(50, seed=1)) + b"oops\n"
     with pytest.raises(ParseError, match="line 51"):
-        list(prefetched(read_criteo(data, FeatureHasher(bits=18), batch_size=10, labeled=True)))
+        list(read_ahead(read_criteo(data, FeatureHasher(bits=18), batch_size=10, labeled=True)))
 
 
-def test_prefetched_stops_its_thread_when_the_consumer_stops(batches):
+def test_read_ahead_stops_its_thread_when_the_consumer_stops(batches):
+    closed = []
+
+    def source():
+        try:
+            yield from batches
+        finally:
+            closed.append(True)
+
     before = threading.active_count()
-    for _ in prefetched(iter(batches), depth=1):
-        break
-    assert threading.active_count() == before
+    ahead = read_ahead(source(), depth=1)
+    next(ahead)
+    ahead.close()
+    assert threading.active_count() == before and closed == [True]
 
 
 def test_prefetch_gives_the_same_model(batches):

@@ -4,6 +4,7 @@ import io
 import logging
 import subprocess
 import sys
+import threading
 import tracemalloc
 
 import numpy as np
@@ -41,6 +42,17 @@ def test_gzip_detected_by_content_and_final_newline_optional(tmp_path, synthetic
     expected = _concat(read_criteo(synthetic_tsv, HASHER))
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+def test_gzip_is_inflated_ahead_and_the_thread_ends_with_the_reader(tmp_path, synthetic_tsv):
+    path = tmp_path / "clicks.tsv.gz"
+    path.write_bytes(gzip.compress(synthetic_tsv))
+    before = threading.active_count()
+    batches = iter(read_criteo(path, HASHER, batch_size=1_000))
+    next(batches)
+    assert any(t.name == "fastctr-read-ahead" for t in threading.enumerate())
+    batches.close()  # a consumer that stops early
+    assert threading.active_count() == before
 
 
 def test_unlabelled_rows_detected_from_field_count(tmp_path):
