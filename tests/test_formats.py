@@ -159,17 +159,18 @@ def test_csv_matches_the_reference():
 
 
 def test_fields_of_every_length_split_where_the_separator_is():
-    """The delimiter scan reads 8 bytes at a time: tokens of 0-19 bytes at every offset, with
-    tabs and non-ASCII bytes inside comma-separated fields, split exactly where Python splits."""
+    """The delimiter scan flags separators 64 bytes at a time (16 per compare): tokens of
+    0-40 bytes, so separators fall at every offset of several windows per line, with tabs and
+    non-ASCII bytes inside comma-separated fields, split exactly where Python splits."""
     rng = np.random.default_rng(5)
     alphabet = list("ab\t9\u00e9\u20ac")  # \u00e9 and \u20ac are 2 and 3 UTF-8 bytes
 
     def token(n):
         return "".join(rng.choice(alphabet, n)).encode()
 
-    header = b"click,a,b,c"
-    lines = [b"%d,%s,%s,%s" % (i % 2, token(i % 20), token((i * 7) % 20), token((i * 3) % 13))
-             for i in range(400)]
+    header = b"click,a,b,c,d,e"
+    lines = [b",".join([b"%d" % (i % 2)] + [token((i * k) % 41) for k in (1, 7, 3, 11, 5)])
+             for i in range(600)]
     hasher = hasher_for("csv", header + b"\n", bits=BITS, label="click")
     got = _rows(read_csv(_data([header] + lines), hasher, label="click"))
     names = header.decode().split(",")
