@@ -35,6 +35,14 @@ def test_a_row_per_installed_peer(run):
     assert [line.split(" | ")[0].strip("| ") for line in rows] == installed
 
 
+def test_fastctr_latency_is_also_timed_on_the_raw_line(run):
+    _, report, _ = run
+    (fastctr,) = [r for r in report["results"] if r["peer"] == "fastctr-ftrl"]
+    (note,) = [n for n in fastctr["notes"] if n.startswith("predict_one on the raw TSV line")]
+    median = float(note.split(": ")[1].split(" us")[0])
+    assert 0 < median < 1_000  # microseconds: the line was scored, not rejected
+
+
 def test_missing_peer_is_skipped_with_a_note(run):
     _, report, installed = run
     assert HIDDEN not in installed
