@@ -9,6 +9,7 @@ import itertools
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -20,7 +21,7 @@ from fastctr.ftrl import FTRLClassifier
 from fastctr.persist import load
 from fastctr.formats import FORMATS, detect_format, hasher_for, read_data
 from fastctr.readers import first_line
-from fastctr.training import train
+from fastctr.training import train, warm_up
 
 log = logging.getLogger("fastctr")
 
@@ -166,6 +167,8 @@ def cmd_train(args) -> int:
         sources = [read_ahead(make_criteo(args.rows, seed=args.seed))
                    for _ in range(model.epochs)]
         what = f"synthetic Criteo-schema stream ({args.rows:,} rows, seed {args.seed})"
+    log.info("kernels ready in %.2f s (compiled on the first run, loaded from numba's cache "
+             "after)", warm_up(model) + (_warm_up_synthetic(args.seed) if not args.data else 0.0))
     log.info("training %r on %s", model, what)
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
@@ -178,6 +181,15 @@ def cmd_train(args) -> int:
         model.save(args.output)
         log.info("model written to %s", args.output)
     return 0
+
+
+def _warm_up_synthetic(seed: int) -> float:
+    """The generator's kernels, compiled or loaded before the timed run (see warm_up)."""
+    from fastctr.datasets import make_criteo
+
+    start = time.perf_counter()
+    b"".join(make_criteo(1, seed=seed))
+    return time.perf_counter() - start
 
 
 def _predictions(args):

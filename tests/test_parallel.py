@@ -2,6 +2,8 @@
 import gzip
 import io
 import logging
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -220,3 +222,37 @@ def test_one_thread_refuses_chunks(batches):
     reader = read_criteo(b"".join(make_criteo(10, seed=1)), FeatureHasher(bits=18))
     with pytest.raises(TypeError, match="chunks are parsed with threads > 1"):
         train(FTRLClassifier(bits=18), reader.chunks(), progress=QUIET)
+
+
+WARMED_TRAINING = """
+import gc
+from numba.core.registry import CPUDispatcher
+from fastctr import FFMClassifier, FMClassifier, FTRLClassifier, read_criteo
+from fastctr.datasets import make_criteo
+from fastctr.training import Progress, train, warm_up
+
+
+def compiled():
+    return {(d.py_func.__qualname__, sig) for d in gc.get_objects()
+            if isinstance(d, CPUDispatcher) for sig in d.signatures}
+
+
+data = b"".join(make_criteo(3_000, seed=1))
+for cls in (FTRLClassifier, FMClassifier, FFMClassifier):
+    model = cls()
+    warm_up(model)
+    before = compiled()
+    train(model, read_criteo(data, model.hasher_, batch_size=1_000), report_every=1_000,
+          progress=Progress(enabled=False))
+    model.predict_proba(next(iter(read_criteo(data, model.hasher_))))
+    assert compiled() == before, (cls.__name__, compiled() - before)
+    assert model.n_rows_seen_ == 3_000  # the warm-up learned on a clone
+print("ok")
+"""
+
+
+def test_warm_up_leaves_nothing_to_compile_for_training():
+    """In a fresh interpreter: after warm_up(model), training and predicting it with
+    progressive validation meet no kernel signature that is not compiled (or loaded) yet."""
+    out = subprocess.run([sys.executable, "-c", WARMED_TRAINING], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
