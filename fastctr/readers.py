@@ -13,6 +13,7 @@ import itertools
 import logging
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO, Union
@@ -82,12 +83,13 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if name == "-":
-            return _blocks(sys.stdin.buffer), "<stdin>"
+            return _blocks(sys.stdin.buffer, "<stdin>"), "<stdin>"
         if not os.path.exists(name):
             raise FileNotFoundError(f"no such data file: {name!r}")
         return _file_blocks(name), name
     if hasattr(source, "read"):
-        return _blocks(source), getattr(source, "name", "<stream>")
+        name = getattr(source, "name", "<stream>")
+        return _blocks(source, name), name
     if isinstance(source, (bytes, bytearray)):
         return iter([bytes(source)]), "<bytes>"
     return iter(source), "<chunks>"
@@ -95,15 +97,16 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
 
 def _file_blocks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as raw:
-        yield from _blocks(raw)
+        yield from _blocks(raw, path)
 
 
-def _blocks(stream: BinaryIO) -> Iterator[bytes]:
+def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
     """Blocks of a stream. A gzip stream is inflated ahead by a background thread (zlib
     releases the GIL), so inflating overlaps parsing and learning instead of adding to them."""
     stream = _maybe_gunzip(stream)
-    blocks = _read_blocks(stream)
-    return read_ahead(blocks) if isinstance(stream, gzip.GzipFile) else blocks
+    if isinstance(stream, gzip.GzipFile):
+        return read_ahead(_inflated_blocks(stream, name))
+    return _read_blocks(stream)
 
 
 def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
@@ -115,6 +118,19 @@ def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
 def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
     while block := stream.read(BLOCK_BYTES):
         yield block
+
+
+def _inflated_blocks(stream: gzip.GzipFile, name: str) -> Iterator[bytes]:
+    """The blocks of a gzip stream; a truncated or corrupt one raises a ParseError naming the
+    source, after every block before the damage (those lines are kept)."""
+    inflated = 0
+    try:
+        for block in _read_blocks(stream):
+            inflated += len(block)
+            yield block
+    except (EOFError, OSError, zlib.error) as error:
+        raise ParseError(f"{name}: the gzip data is truncated or corrupt after {inflated:,} "
+                         f"bytes of text ({error})") from None
 
 
 class BlockReader:

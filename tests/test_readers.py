@@ -55,6 +55,22 @@ def test_gzip_is_inflated_ahead_and_the_thread_ends_with_the_reader(tmp_path, sy
     assert threading.active_count() == before
 
 
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_damaged_gzip_names_the_file_after_the_rows_before_it(tmp_path, synthetic_tsv, damage):
+    packed = gzip.compress(synthetic_tsv * 3, compresslevel=1)  # several blocks of text
+    if damage == "truncated":
+        packed = packed[: len(packed) // 2]
+    else:
+        packed = packed[:-8] + bytes(8)  # the trailer's CRC and length no longer match
+    path = tmp_path / "clicks.tsv.gz"
+    path.write_bytes(packed)
+    rows = 0
+    with pytest.raises(ParseError, match=r"clicks.tsv.gz: the gzip data is truncated or corrupt"):
+        for batch in read_criteo(path, HASHER, batch_size=1_000):
+            rows += batch.n_rows
+    assert rows > 0
+
+
 def test_unlabelled_rows_detected_from_field_count(tmp_path):
     labelled = b"".join(make_criteo(100, seed=3))
     unlabelled = b"".join(make_criteo(100, seed=3, labeled=False))
