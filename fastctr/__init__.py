@@ -12,7 +12,7 @@ from fastctr.hashing import FeatureHasher
 from fastctr.persist import load
 from fastctr.readers import ParseError, read_criteo
 from fastctr.scorer import Scorer
-from fastctr.training import train
+from fastctr.training import train, warm_up
 
 __all__ = [
     "DivergenceError",
@@ -37,4 +37,5 @@ __all__ = [
     "read_vw",
     "Scorer",
     "train",
+    "warm_up",
 ]
