@@ -163,12 +163,13 @@ def cmd_train(args) -> int:
         from fastctr.datasets import make_criteo
 
         # generated ahead by a background thread (the generator releases the GIL), as a
-        # file's bytes would be read: what is timed is the training, not the generator
+        # file's bytes would be read, so generating overlaps parsing and learning
         sources = [read_ahead(make_criteo(args.rows, seed=args.seed))
                    for _ in range(model.epochs)]
         what = f"synthetic Criteo-schema stream ({args.rows:,} rows, seed {args.seed})"
+    ready_s = warm_up(model) + (0.0 if args.data else _warm_up_synthetic(args.seed))
     log.info("kernels ready in %.2f s (compiled on the first run, loaded from numba's cache "
-             "after)", warm_up(model) + (_warm_up_synthetic(args.seed) if not args.data else 0.0))
+             "after)", ready_s)
     log.info("training %r on %s", model, what)
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
