@@ -3,8 +3,8 @@ the same line, and as the dict row of the same values."""
 import numpy as np
 import pytest
 
-from fastctr._ext._score import RowHasher
 from fastctr import FeatureHasher, FFMClassifier, FMClassifier, FTRLClassifier, read_criteo
+from fastctr._ext._score import RowHasher
 from fastctr.datasets import criteo_rows
 from fastctr.hashing import CRITEO_FIELDS
 
