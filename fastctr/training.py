@@ -103,7 +103,8 @@ class _Parse:
 
 def warm_up(model: OnlineClassifier) -> float:
     """Compile (on the first run) or load from numba's cache (later runs) the kernels that
-    training ``model`` and its progressive validation call; return the seconds it took.
+    training ``model`` with progressive validation, and predicting with it, call; return the
+    seconds it took.
 
     A throwaway clone learns two hashed rows of the model's own schema, so ``model`` is left
     untouched. Call it before timing a run, or at a service's start so that its first batch
@@ -117,7 +118,8 @@ def warm_up(model: OnlineClassifier) -> float:
     True
     """
     start = time.perf_counter()
-    learner = model.__sklearn_clone__().set_params(bits=min(model.bits, 18))
+    # the smallest table (2**18): the kernels' compiled types do not depend on its size
+    learner = model.__sklearn_clone__().set_params(bits=18)
     rows = learner.hasher_.transform([{}, {}]).with_targets(np.array([0, 1], np.float32), None)
     p = learner.partial_fit_predict(rows)
     learner.decision_function(rows)
