@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, HashedRows, read_criteo
-from fastctr.bench import read_tsv, tokens, vw_line
-from fastctr.datasets import criteo_rows, make_criteo
-from fastctr.hashing import CRITEO_FIELDS
-from fastctr.training import Progress, train
+from fastctr.bench.peers import read_tsv, tokens, vw_line
+from fastctr.io.datasets import criteo_rows, make_criteo
+from fastctr.io.hashing import CRITEO_FIELDS
+from fastctr.online.training import Progress, train
 
 BITS = 22
 ROUNDS = 5  # rounds of a pedantic (throughput) benchmark; the median is reported

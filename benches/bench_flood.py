@@ -1,4 +1,4 @@
-"""Flood fill benchmarks: fastctr.flood against scikit-image and OpenCV.
+"""Flood fill benchmarks: fastctr.image.flood against scikit-image and OpenCV.
 
 Groups are ``flood|<size>|<pattern>|conn<n>``: 1024^2 and 4096^2 grids and a
 256^3 volume; ``uniform`` is one region covering everything, ``random55`` and
@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from fastctr.flood import flood
+from fastctr.image.flood import flood
 
 # (shape label, shape, timed rounds): fewer rounds where scikit-image needs
 # seconds per call.

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 
 from fastctr import read_criteo
-from fastctr.bench import VW_NAMESPACES, vw_line
-from fastctr.datasets import make_criteo
-from fastctr.formats import hasher_for, read_data
-from fastctr.hashing import CRITEO_FIELDS
+from fastctr.bench.peers import VW_NAMESPACES, vw_line
+from fastctr.io.datasets import make_criteo
+from fastctr.io.formats import hasher_for, read_data
+from fastctr.io.hashing import CRITEO_FIELDS
 
 BITS = 22
 ROUNDS = 5

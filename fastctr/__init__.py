@@ -1,18 +1,16 @@
 """fastctr: fast online click-through-rate learning over hashed sparse rows."""
 
-__version__ = "0.1.0"
-
-from fastctr._rows import HashedRows
+from fastctr._version import __version__
 from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError
-from fastctr.flood import flood, flood_fill
-from fastctr.fm import FFMClassifier, FMClassifier
-from fastctr.formats import hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw
-from fastctr.ftrl import FTRLClassifier
-from fastctr.hashing import FeatureHasher
-from fastctr.persist import load
-from fastctr.readers import ParseError, read_criteo
-from fastctr.scorer import Scorer
-from fastctr.training import train, warm_up
+from fastctr.io.formats import hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.readers import ParseError, read_criteo
+from fastctr.io.rows import HashedRows
+from fastctr.models.fm import FFMClassifier, FMClassifier
+from fastctr.models.ftrl import FTRLClassifier
+from fastctr.online.training import train, warm_up
+from fastctr.serving.files import load
+from fastctr.serving.scorer import Scorer
 
 __all__ = [
     "DivergenceError",
@@ -39,3 +37,12 @@ __all__ = [
     "train",
     "warm_up",
 ]
+
+
+def __getattr__(name: str):
+    # The flood fill shares nothing with the CTR code: import it on first use only.
+    if name in ("flood", "flood_fill"):
+        from fastctr import image
+
+        return getattr(image, name)
+    raise AttributeError(f"module 'fastctr' has no attribute {name!r}")

@@ -14,14 +14,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from fastctr import metrics
-from fastctr._ahead import read_ahead
-from fastctr.fm import FFMClassifier, FMClassifier
-from fastctr.ftrl import FTRLClassifier
-from fastctr.persist import load
-from fastctr.formats import FORMATS, detect_format, hasher_for, read_data
-from fastctr.readers import first_line
-from fastctr.training import train, warm_up
+from fastctr.online import metrics
+from fastctr.io.ahead import read_ahead
+from fastctr.models.fm import FFMClassifier, FMClassifier
+from fastctr.models.ftrl import FTRLClassifier
+from fastctr.serving.files import load
+from fastctr.io.formats import FORMATS, detect_format, hasher_for, read_data
+from fastctr.io.readers import first_line
+from fastctr.online.training import train, warm_up
 
 log = logging.getLogger("fastctr")
 
@@ -160,7 +160,7 @@ def cmd_train(args) -> int:
             raise SystemExit("fastctr: stdin can be read once only: use --epochs 1 with '-'")
         sources, what = args.data, ", ".join(args.data)
     else:
-        from fastctr.datasets import make_criteo
+        from fastctr.io.datasets import make_criteo
 
         # generated ahead by a background thread (the generator releases the GIL), as a
         # file's bytes would be read, so generating overlaps parsing and learning
@@ -186,7 +186,7 @@ def cmd_train(args) -> int:
 
 def _warm_up_synthetic(seed: int) -> float:
     """The generator's kernels, compiled or loaded before the timed run (see warm_up)."""
-    from fastctr.datasets import make_criteo
+    from fastctr.io.datasets import make_criteo
 
     start = time.perf_counter()
     b"".join(make_criteo(1, seed=seed))
@@ -233,7 +233,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from fastctr.bench import run_comparison
+    from fastctr.bench.peers import run_comparison
 
     report = run_comparison(
         data=args.data, rows=args.rows, test_rows=args.test_rows, out=args.out, peers=args.only,

@@ -18,7 +18,7 @@ cpdef enum ColumnRole:
     IGNORE = COL_IGNORE
 
 cpdef enum ParseErrorCode:
-    # Error codes, worded by fastctr.readers.
+    # Error codes, worded by fastctr.io.readers.
     ERR_TOO_MANY_FIELDS = LINE_TOO_MANY_FIELDS
     ERR_BAD_LABEL = LINE_BAD_LABEL
     ERR_BAD_NUMBER = LINE_BAD_NUMBER

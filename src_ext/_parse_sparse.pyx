@@ -3,7 +3,7 @@
 
 Like ``_parse.parse_delimited``: one call parses whole lines of ``buf[start:]`` into
 preallocated arrays with the GIL released, no Python object per token, and reports bad lines
-as codes with their position (worded by ``fastctr.formats``). Rows have a variable number of
+as codes with their position (worded by ``fastctr.io.formats``). Rows have a variable number of
 entries, so a call also stops, without consuming the line, when the next line might not fit:
 the caller grows the arrays and calls again.
 """
@@ -18,7 +18,7 @@ cpdef enum SparseFormat:
     LIBFFM = 2
 
 cpdef enum SparseErrorCode:
-    # Error codes, worded by fastctr.formats.
+    # Error codes, worded by fastctr.io.formats.
     ERR_BAD_LABEL = 1
     ERR_MISSING_LABEL = 2
     ERR_BAD_WEIGHT = 3

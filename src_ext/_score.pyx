@@ -194,7 +194,7 @@ cdef class FTRLScorer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Factorization machines (fastctr.fm). Same math and summation order as the numba kernels in
+# Factorization machines (fastctr.models.fm). Same math and summation order as the numba kernels in
 # fastctr/_kernels/fm.py and ffm.py, so the two agree to ~1e-15 (a parity test pins them).
 
 from libc.stdint cimport uint64_t
@@ -383,7 +383,7 @@ cdef class FFMScorer:
 
 
 # ---------------------------------------------------------------------------------------------
-# Compact serving scorer (fastctr.scorer.Scorer): materialised weights stored as float32,
+# Compact serving scorer (fastctr.serving.scorer.Scorer): materialised weights stored as float32,
 # float16 (bits in a uint16) or int8 steps of one scale, either one per bucket (dense) or the
 # non-zero ones in an open-addressing table keyed by bucket (sparse). The row loops are
 # specialised per stored type so that a weight load is one inlined instruction, not a call.

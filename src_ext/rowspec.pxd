@@ -286,7 +286,7 @@ cdef extern from *:
 
 
 # Roles of a delimited line's columns (col_field values >= 0 are field indices), and the
-# errors hash_fields reports (worded by fastctr.readers and the scorers).
+# errors hash_fields reports (worded by fastctr.io.readers and the scorers).
 cdef enum:
     COL_LABEL = -1
     COL_IGNORE = -2

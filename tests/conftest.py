@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastctr.datasets import make_criteo
+from fastctr.io.datasets import make_criteo
 
 REPO = Path(__file__).resolve().parents[1]
 CRITEO_FILE = "criteo_kaggle_labeled_dedup.tsv.gz"

@@ -10,7 +10,7 @@ def murmur(data, seed):
 
 
 def hash_row(row, fields, numeric, bits, hash_seed=0, numeric_transform="bin", crosses=()):
-    """The hashing spec of fastctr.hashing, written out: a list of (bucket, value, field id)."""
+    """The hashing spec of fastctr.io.hashing, written out: a list of (bucket, value, field id)."""
     mask = (1 << bits) - 1
     full = {}  # field -> (32-bit hash, value)
     for name in fields:
@@ -76,7 +76,7 @@ class FTRLProximal:
         return p
 
 
-# -- the text formats of fastctr.formats, written out -------------------------------------------
+# -- the text formats of fastctr.io.formats, written out -------------------------------------------
 def _bias(bits, hash_seed):
     return (murmur(b"", hash_seed) & ((1 << bits) - 1), 1.0, 0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fastctr import bench
+from fastctr.bench import peers as bench
 from fastctr.cli import main
 
 HIDDEN = "lightgbm"  # a peer made to look uninstalled

@@ -9,7 +9,7 @@ import pytest
 
 from fastctr import load, read_criteo
 from fastctr.cli import main
-from fastctr.datasets import criteo_rows, make_criteo
+from fastctr.io.datasets import criteo_rows, make_criteo
 
 
 def run(*args, stdin=None):

@@ -1,4 +1,4 @@
-"""Tests for the synthetic Criteo stream in fastctr.datasets."""
+"""Tests for the synthetic Criteo stream in fastctr.io.datasets."""
 
 import doctest
 import gzip
@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from sklearn.linear_model import SGDClassifier
 from sklearn.metrics import roc_auc_score
 
-from fastctr import datasets
-from fastctr.datasets import (
+from fastctr.io import datasets
+from fastctr.io.datasets import (
     CRITEO_CATEGORICAL,
     CRITEO_NUMERIC,
     criteo_rows,

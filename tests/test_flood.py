@@ -1,4 +1,4 @@
-"""Tests for fastctr.flood: scikit-image's answers, literal cases, errors."""
+"""Tests for fastctr.image.flood: scikit-image's answers, literal cases, errors."""
 from __future__ import annotations
 
 import doctest
@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fastctr.flood import SeedOutOfBoundsError, flood, flood_fill
+from fastctr.image.flood import SeedOutOfBoundsError, flood, flood_fill
 
-# ``fastctr.flood`` the attribute is the function (re-exported by the
+# ``fastctr.image.flood`` the attribute is the function (re-exported by the
 # package); the module itself comes from the import system.
-flood_module = importlib.import_module("fastctr.flood")
+flood_module = importlib.import_module("fastctr.image.flood")
 skimage_segmentation = pytest.importorskip("skimage.segmentation")
 sk_flood = skimage_segmentation.flood
 

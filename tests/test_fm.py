@@ -12,11 +12,11 @@ import pytest
 
 from fastctr._kernels.fm import fm_fit, fm_margin
 from fastctr._kernels.ffm import ffm_fit, ffm_margin
-from fastctr._rows import HashedRows
+from fastctr.io.rows import HashedRows
 from fastctr import DivergenceError
-from fastctr.fm import FFMClassifier, FMClassifier
-from fastctr.ftrl import FTRLClassifier
-from fastctr.hashing import FeatureHasher
+from fastctr.models.fm import FFMClassifier, FMClassifier
+from fastctr.models.ftrl import FTRLClassifier
+from fastctr.io.hashing import FeatureHasher
 
 from naive_fm import NaiveFFM, NaiveFM
 
@@ -305,7 +305,7 @@ def test_pickle_resume_is_bit_identical(cls, tmp_path):
         mini.partial_fit(rows[start : start + 37])
     assert np.array_equal(mini.vg_, whole.vg_) and np.array_equal(mini.zn_, whole.zn_)
     # the lead's model files, when present
-    persist = pytest.importorskip("fastctr.persist")
+    persist = pytest.importorskip("fastctr.serving.files")
     whole.save(tmp_path / "m.fctr")
     loaded = persist.load(tmp_path / "m.fctr")
     for name in cls._state_names:
@@ -342,7 +342,7 @@ def test_weight_zero_rows_change_nothing():
 
 # -- quality ---------------------------------------------------------------------------------
 def _auc_after_one_pass(model, train_batches, test):
-    from fastctr.metrics import roc_auc
+    from fastctr.online.metrics import roc_auc
 
     for batch in train_batches:
         model.partial_fit(batch)
@@ -350,8 +350,8 @@ def _auc_after_one_pass(model, train_batches, test):
 
 
 def test_fm_beats_ftrl_on_synthetic_interactions():
-    from fastctr.datasets import make_criteo
-    from fastctr.readers import read_criteo
+    from fastctr.io.datasets import make_criteo
+    from fastctr.io.readers import read_criteo
 
     batches = list(read_criteo(make_criteo(250_000, seed=0), FeatureHasher(bits=22), batch_size=50_000))
     train, test = batches[:4], batches[4]
@@ -369,8 +369,8 @@ def _real_data() -> Path | None:
 @pytest.mark.skipif(_real_data() is None, reason="real Criteo sample absent: set FASTCTR_DATA or "
                     "provide ../shared/data/criteo_kaggle_labeled_dedup.tsv.gz")
 def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
-    from fastctr.metrics import roc_auc
-    from fastctr.readers import read_criteo
+    from fastctr.online.metrics import roc_auc
+    from fastctr.io.readers import read_criteo
 
     with gzip.open(_real_data(), "rb") as f:
         lines = f.read().split(b"\n")[:10_000]
@@ -385,9 +385,9 @@ def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
 
 @pytest.mark.parametrize("cls", [FMClassifier, FFMClassifier])
 def test_contract_checks(cls):
-    checks = pytest.importorskip("fastctr.checks")
-    from fastctr.datasets import make_criteo
-    from fastctr.readers import read_criteo
+    checks = pytest.importorskip("fastctr.models.checks")
+    from fastctr.io.datasets import make_criteo
+    from fastctr.io.readers import read_criteo
 
     rows = next(iter(read_criteo(make_criteo(300, seed=3), FeatureHasher(bits=BITS), batch_size=300)))
     checks.check_estimator(cls(bits=BITS), rows)

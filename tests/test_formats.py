@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from fastctr import FTRLClassifier, ParseError
-from fastctr import readers
-from fastctr.formats import (
+from fastctr.io import readers
+from fastctr.io.formats import (
     detect_format, hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw,
 )
-from fastctr.metrics import roc_auc
+from fastctr.online.metrics import roc_auc
 
 import naive
 
@@ -224,7 +224,7 @@ def test_a_long_line_grows_the_batch():
     ("csv", b"click,a,b\n1,x,y\n0,z,\n", {"label": "click"}),
 ])
 def test_stdin_is_read(fmt, data, options):
-    code = ("import sys; from fastctr.formats import read_data, hasher_for;"
+    code = ("import sys; from fastctr.io.formats import read_data, hasher_for;"
             f"h = hasher_for({fmt!r}, {data!r}, bits=18, **{options!r});"
             f"opts = {{'label': 'click'}} if {fmt!r} == 'csv' else {{}};"
             f"print(*[b.nnz for b in read_data('-', {fmt!r}, h, **opts)])")

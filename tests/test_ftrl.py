@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, HashedRows, NotFittedError, read_criteo
-from fastctr.checks import ALL_CHECKS
-from fastctr.datasets import criteo_rows
+from fastctr.models.checks import ALL_CHECKS
+from fastctr.io.datasets import criteo_rows
 
 from naive import FTRLProximal
 

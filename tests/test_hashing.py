@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from fastctr import FeatureHasher, read_criteo
 from fastctr._ext._hash import murmur3_32
-from fastctr.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
+from fastctr.io.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
 
 from naive import hash_row
 

@@ -5,8 +5,8 @@ import pytest
 
 from fastctr import FeatureHasher, FFMClassifier, FMClassifier, FTRLClassifier, read_criteo
 from fastctr._ext._score import RowHasher
-from fastctr.datasets import criteo_rows
-from fastctr.hashing import CRITEO_FIELDS
+from fastctr.io.datasets import criteo_rows
+from fastctr.io.hashing import CRITEO_FIELDS
 
 CROSSES = [("C1", "C2"), ("I1", "C3")]
 

@@ -1,4 +1,4 @@
-"""Tests for fastctr.metrics against sklearn and hand-computed values."""
+"""Tests for fastctr.online.metrics against sklearn and hand-computed values."""
 
 import doctest
 import math
@@ -9,8 +9,8 @@ import sklearn.metrics as skm
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from fastctr import metrics
-from fastctr.metrics import (
+from fastctr.online import metrics
+from fastctr.online.metrics import (
     ProgressiveValidation,
     calibration,
     log_loss,

@@ -9,12 +9,12 @@ import threading
 import numpy as np
 import pytest
 
-from fastctr import (FeatureHasher, FTRLClassifier, ParseError, hasher_for, read_criteo, read_data,
-                     readers)
-from fastctr._ahead import read_ahead
-from fastctr.datasets import criteo_rows, make_criteo
-from fastctr.metrics import roc_auc
-from fastctr.training import Progress, parsed_in_parallel, train
+from fastctr import FeatureHasher, FTRLClassifier, ParseError, hasher_for, read_criteo, read_data
+from fastctr.io import readers
+from fastctr.io.ahead import read_ahead
+from fastctr.io.datasets import criteo_rows, make_criteo
+from fastctr.online.metrics import roc_auc
+from fastctr.online.training import Progress, parsed_in_parallel, train
 
 QUIET = Progress(enabled=False)
 
@@ -228,8 +228,8 @@ WARMED_TRAINING = """
 import gc
 from numba.core.registry import CPUDispatcher
 from fastctr import FFMClassifier, FMClassifier, FTRLClassifier, read_criteo
-from fastctr.datasets import make_criteo
-from fastctr.training import Progress, train, warm_up
+from fastctr.io.datasets import make_criteo
+from fastctr.online.training import Progress, train, warm_up
 
 
 def compiled():

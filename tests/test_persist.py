@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, ModelFileError, load, read_criteo
-from fastctr import persist
+from fastctr.serving import files as persist
 
 
 @pytest.fixture(scope="module")

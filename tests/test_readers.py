@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, ParseError, read_criteo
-from fastctr import readers
-from fastctr.datasets import make_criteo, write_criteo
+from fastctr.io import readers
+from fastctr.io.datasets import make_criteo, write_criteo
 
 HASHER = FeatureHasher(bits=18)
 

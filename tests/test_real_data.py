@@ -2,7 +2,7 @@
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, read_criteo
-from fastctr.metrics import log_loss, roc_auc
+from fastctr.online.metrics import log_loss, roc_auc
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ import pytest
 
 from fastctr import (FeatureHasher, FTRLClassifier, HashedRows, ModelFileError, Scorer, load,
                      read_criteo)
-from fastctr.datasets import criteo_rows
-from fastctr.metrics import roc_auc
+from fastctr.io.datasets import criteo_rows
+from fastctr.online.metrics import roc_auc
 
 
 @pytest.fixture(scope="module")

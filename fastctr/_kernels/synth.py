@@ -1,4 +1,4 @@
-"""numba kernels for the synthetic Criteo stream (see ``fastctr.datasets``).
+"""numba kernels for the synthetic Criteo stream (see ``fastctr.io.datasets``).
 
 Every random draw is a counter-based hash of (seed, row, slot), so row ``i`` is
 the same whatever chunk it lands in, and the hidden model's weights are hashes
@@ -213,7 +213,7 @@ def fill_tsv(out, row_start, n_rows, seed_key, labeled, bias, model):
 
     Releases the GIL, so a stream can be generated while other threads parse and learn.
 
-    ``model`` is the tuple built by ``fastctr.datasets._model``.  Returns the
+    ``model`` is the tuple built by ``fastctr.io.datasets._model``.  Returns the
     number of bytes written; ``out`` must hold ``n_rows * MAX_ROW_BYTES``.
     """
     keys = _derive_keys(seed_key, N_CATEGORICAL)

@@ -1,5 +1,5 @@
 """Stream readers: click logs to batches of HashedRows (Criteo TSV here; the other formats,
-built on :class:`BlockReader`, in :mod:`fastctr.formats`).
+built on :class:`BlockReader`, in :mod:`fastctr.io.formats`).
 
 Bytes are read in blocks, gzip is detected by content, and each block is parsed and hashed
 in compiled code (``fastctr._ext._parse``) with the GIL released. Memory stays proportional
@@ -20,10 +20,10 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-from fastctr._ahead import read_ahead
+from fastctr.io.ahead import read_ahead
 from fastctr._ext import _parse
-from fastctr._rows import HashedRows
-from fastctr.hashing import CRITEO_FIELDS, FeatureHasher
+from fastctr.io.rows import HashedRows
+from fastctr.io.hashing import CRITEO_FIELDS, FeatureHasher
 
 log = logging.getLogger(__name__)
 

@@ -7,21 +7,21 @@ Subclasses declare their parameters in ``__init__`` (stored as given), their rul
 from __future__ import annotations
 
 import copy
-import functools
 import inspect
 import numbers
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
 from fastctr._kernels.rows import entries_are_valid
-from fastctr._rows import HashedRows
+from fastctr.io.rows import HashedRows
+from fastctr._pool import thread_pool
 from fastctr.exceptions import NotFittedError
-from fastctr.hashing import FeatureHasher
+from fastctr.io.hashing import FeatureHasher
+from fastctr.serving.files import save
+from fastctr.serving.registry import register
 
 HASHER_PARAMS = ("fields", "numeric", "bits", "hash_seed", "numeric_transform", "crosses")
-MODEL_CLASSES: dict[str, type] = {}
 
 
 def positive(x) -> bool:
@@ -45,7 +45,7 @@ class OnlineClassifier:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        MODEL_CLASSES[cls.__name__] = cls  # model files name their class; no pickle on load
+        register(cls)  # model files name their class; no pickle on load
 
     # -- parameters ---------------------------------------------------------------------
     @classmethod
@@ -121,7 +121,7 @@ class OnlineClassifier:
 
     @classmethod
     def _from_file(cls, params: dict, hasher: dict, state: dict) -> OnlineClassifier:
-        """Rebuild from a model file's parameters and state (fastctr.persist.load)."""
+        """Rebuild from a model file's parameters and state (fastctr.serving.files.load)."""
         params = dict(params)  # JSON made lists of the tuples
         params["crosses"] = tuple(tuple(pair) for pair in params["crosses"])
         for name in ("fields", "numeric"):
@@ -218,7 +218,7 @@ class OnlineClassifier:
         """
         bounds = np.linspace(0, rows.n_rows, self.n_jobs + 1).astype(int)
         parts = [(rows[a:b], p[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-        for future in [_pool(self.n_jobs).submit(self._learn, *part) for part in parts]:
+        for future in [thread_pool(self.n_jobs).submit(self._learn, *part) for part in parts]:
             future.result()
 
     def fit(self, X, y=None, sample_weight=None) -> OnlineClassifier:
@@ -273,18 +273,10 @@ class OnlineClassifier:
 
     def save(self, path) -> None:
         """Write the model to ``path`` atomically (see :func:`fastctr.load`)."""
-        from fastctr.persist import save
-
         save(self, path)
 
     def __sklearn_clone__(self):
         return type(self)(**copy.deepcopy(self.get_params()))
-
-
-@functools.lru_cache(maxsize=None)
-def _pool(n_jobs: int) -> ThreadPoolExecutor:
-    """One shared pool of learner threads per size."""
-    return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fastctr-learn")
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:

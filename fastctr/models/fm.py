@@ -11,11 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr._base import OnlineClassifier, non_negative, positive, positive_int
+from fastctr.models.base import OnlineClassifier, non_negative, positive, positive_int
 from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
 from fastctr._kernels.ffm import ffm_fit, ffm_margin
 from fastctr._kernels.fm import DIVERGE_LIMIT, fm_fit, fm_margin
-from fastctr._rows import HashedRows
+from fastctr.io.rows import HashedRows
 from fastctr.exceptions import DivergenceError
 
 __all__ = ["FFMClassifier", "FMClassifier"]
@@ -166,7 +166,7 @@ class FMClassifier(_FactorizationBase):
 
     Examples
     --------
-    >>> from fastctr.fm import FMClassifier
+    >>> from fastctr.models.fm import FMClassifier
     >>> rows = [{"C1": "a", "C2": "x"}, {"C1": "a", "C2": "y"},
     ...         {"C1": "b", "C2": "x"}, {"C1": "b", "C2": "y"}] * 200
     >>> y = [1, 0, 0, 1] * 200          # XOR of two fields: no linear model can learn it
@@ -304,7 +304,7 @@ class FFMClassifier(_FactorizationBase):
 
     Examples
     --------
-    >>> from fastctr.fm import FFMClassifier
+    >>> from fastctr.models.fm import FFMClassifier
     >>> rows = [{"C1": "a", "C2": "x"}, {"C1": "a", "C2": "y"},
     ...         {"C1": "b", "C2": "x"}, {"C1": "b", "C2": "y"}] * 200
     >>> y = [1, 0, 0, 1] * 200

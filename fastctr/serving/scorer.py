@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from fastctr._base import MODEL_CLASSES, _pool
 from fastctr._ext._score import DTYPES, DenseScorer, RowHasher, TableScorer
 from fastctr._kernels.scorer import EMPTY, table_slots
-from fastctr._rows import HashedRows
-from fastctr.hashing import FeatureHasher
+from fastctr.io.rows import HashedRows
+from fastctr.io.hashing import FeatureHasher
+from fastctr._pool import thread_pool
+from fastctr.serving.files import save
+from fastctr.serving.registry import register
 
 _STORAGE = {"float32": np.float32, "float16": np.uint16, "int8": np.int8}
 LAYOUTS = ("sparse", "dense")
@@ -127,13 +129,11 @@ class Scorer:
         if len(args) == 1:
             self._table.score(*args[0])
         else:
-            for future in [_pool(len(args)).submit(self._table.score, *a) for a in args]:
+            for future in [thread_pool(len(args)).submit(self._table.score, *a) for a in args]:
                 future.result()
 
     def save(self, path) -> None:
-        """Write the scorer with the model-file rules (see :func:`fastctr.persist.save`)."""
-        from fastctr.persist import save
-
+        """Write the scorer with the model-file rules (see :func:`fastctr.serving.files.save`)."""
         save(self, path)
 
     # -- model-file protocol --------------------------------------------------------------
@@ -174,4 +174,4 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}. Got {value!r} instead.")
 
 
-MODEL_CLASSES["Scorer"] = Scorer
+register(Scorer)

@@ -24,7 +24,7 @@ from statistics import NormalDist
 import numpy as np
 
 from fastctr._kernels import synth
-from fastctr.hashing import CRITEO_CATEGORICAL, CRITEO_NUMERIC
+from fastctr.io.hashing import CRITEO_CATEGORICAL, CRITEO_NUMERIC
 
 __all__ = ["CRITEO_CATEGORICAL", "CRITEO_NUMERIC", "criteo_rows", "make_criteo", "write_criteo"]
 
@@ -213,7 +213,7 @@ def make_criteo(
 
     Examples
     --------
-    >>> from fastctr.datasets import make_criteo
+    >>> from fastctr.io.datasets import make_criteo
     >>> data = b"".join(make_criteo(1_000, seed=0, chunk_rows=256))
     >>> lines = data.splitlines()
     >>> len(lines), len(lines[0].split(b"\\t"))
@@ -264,7 +264,7 @@ def write_criteo(
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from fastctr.datasets import write_criteo
+    >>> from fastctr.io.datasets import write_criteo
     >>> with tempfile.TemporaryDirectory() as d:
     ...     p = write_criteo(pathlib.Path(d) / "train.txt.gz", 100)
     ...     p.name, p.stat().st_size > 0
@@ -300,7 +300,7 @@ def criteo_rows(n_rows: int, *, seed: int = 0) -> tuple[list[dict[str, int | str
 
     Examples
     --------
-    >>> from fastctr.datasets import criteo_rows
+    >>> from fastctr.io.datasets import criteo_rows
     >>> rows, y = criteo_rows(5)
     >>> len(rows), y.shape, all(len(r["C1"]) == 8 for r in rows)
     (5, (5,), True)

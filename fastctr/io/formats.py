@@ -2,13 +2,13 @@
 
 Every format is parsed and hashed in compiled code straight from bytes (``_parse`` for
 delimited text, ``_parse_sparse`` for VW, libsvm and libffm), shares the block, batch and
-error loop of :class:`fastctr.readers.BlockReader` (gzip by content, ``'-'`` for stdin,
+error loop of :class:`fastctr.io.readers.BlockReader` (gzip by content, ``'-'`` for stdin,
 ``on_error="raise"`` or ``"skip"``), and yields :class:`~fastctr.HashedRows`.
 
 How each format becomes hashed rows (every row also starts with the bias, field id 0):
 
 ``"criteo"``
-    Criteo Kaggle TSV, see :func:`fastctr.readers.read_criteo`.
+    Criteo Kaggle TSV, see :func:`fastctr.io.readers.read_criteo`.
 ``"vw"``
     Vowpal Wabbit text ``label [importance] [tag]|namespace[:scale] feature[:value] ...``.
     Labels -1/0/1 become 0/1; the importance goes to ``HashedRows.weights`` (1 when absent);
@@ -45,8 +45,8 @@ import numpy as np
 from fastctr._ext import _parse_sparse
 from fastctr._ext._parse_sparse import SparseErrorCode as E
 from fastctr._ext._parse_sparse import SparseFormat
-from fastctr.hashing import FeatureHasher
-from fastctr.readers import (
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.readers import (
     BlockReader, DelimitedReader, Source, _Batch, first_line, read_criteo, read_head,
 )
 
@@ -99,7 +99,7 @@ class SparseReader(BlockReader):
     hash_indices : bool, default=False
         libsvm/libffm: hash index tokens instead of using them as buckets.
     batch_size, on_error
-        As in :class:`~fastctr.readers.BlockReader`.
+        As in :class:`~fastctr.io.readers.BlockReader`.
     """
 
     def __init__(self, source: Source, format: str, hasher: FeatureHasher, *, labeled: bool = True,
@@ -143,7 +143,7 @@ class CSVReader(DelimitedReader):
         The label column (values -1, 0 or 1); None for unlabelled data.
     sep : str or bytes, default=","
     batch_size, on_error
-        As in :class:`~fastctr.readers.BlockReader`.
+        As in :class:`~fastctr.io.readers.BlockReader`.
     """
 
     has_header = True
@@ -375,7 +375,7 @@ def read_csv(source: Source, hasher: FeatureHasher | None = None, *, label: str 
         Columns to leave out, and columns holding numbers (for the default hasher).
     sep : str or bytes, default=","
     batch_size, on_error
-        As in :class:`~fastctr.readers.BlockReader`.
+        As in :class:`~fastctr.io.readers.BlockReader`.
 
     Examples
     --------
@@ -405,7 +405,7 @@ def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None
     hasher : FeatureHasher, optional
         By default the format's own (see :func:`hasher_for`).
     batch_size, on_error
-        As in :class:`~fastctr.readers.BlockReader`.
+        As in :class:`~fastctr.io.readers.BlockReader`.
     **options
         The format reader's own options (``label=``, ``hash_indices=``, ...).
 

@@ -7,7 +7,7 @@ is kept in explicit numpy arrays, so region size is bounded only by memory.
 * :func:`bit_fill` grows the region a whole row of the last, contiguous axis
   at a time, on bitmasks packed 64 cells to a word: 1-D runs are filled with
   carries and shifts, and reached from neighbouring rows by shifted ORs. For
-  any neighbourhood whose rows are intervals (see ``fastctr.flood``) on rows
+  any neighbourhood whose rows are intervals (see ``fastctr.image.flood``) on rows
   of at least 64 cells; its per-row bookkeeping makes narrower rows costly.
 * :func:`span_fill` walks maximal runs ("spans") along the last axis, the
   scanline idea behind OpenCV's ``floodFill`` generalised to n-D: the same

@@ -2,7 +2,7 @@
 ``skimage.segmentation.flood_fill``.
 
 This module validates input, resolves the neighbourhood exactly as
-scikit-image does, and picks a kernel from :mod:`fastctr._kernels.flood`:
+scikit-image does, and picks a kernel from :mod:`fastctr.image._kernels`:
 
 * a row kernel when every row of the neighbourhood (cells sharing all
   leading coordinates) is an interval along the last axis and the seed's own
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fastctr._kernels.flood import bit_fill, offset_fill, span_fill
+from fastctr.image._kernels import bit_fill, offset_fill, span_fill
 
 __all__ = ["flood", "flood_fill", "SeedOutOfBoundsError"]
 
@@ -113,7 +113,7 @@ def flood(
     Examples
     --------
     >>> import numpy as np
-    >>> from fastctr.flood import flood
+    >>> from fastctr.image.flood import flood
     >>> image = np.zeros((4, 7), dtype=int)
     >>> image[1:3, 1:3] = 1
     >>> image[3, 0] = 1
@@ -223,7 +223,7 @@ def flood_fill(
     Examples
     --------
     >>> import numpy as np
-    >>> from fastctr.flood import flood_fill
+    >>> from fastctr.image.flood import flood_fill
     >>> image = np.zeros((4, 7), dtype=int)
     >>> image[1:3, 1:3] = 1
     >>> image[3, 0] = 1

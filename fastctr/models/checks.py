@@ -12,8 +12,8 @@ import tempfile
 
 import numpy as np
 
-from fastctr._base import OnlineClassifier
-from fastctr._rows import HashedRows
+from fastctr.models.base import OnlineClassifier
+from fastctr.io.rows import HashedRows
 from fastctr.exceptions import NotFittedError
 
 
@@ -42,7 +42,7 @@ def check_predict_does_not_mutate(est: OnlineClassifier, rows: HashedRows) -> No
 
 def check_resume_is_identical(est: OnlineClassifier, rows: HashedRows) -> None:
     """Pickle or save mid-stream, reload, continue: bit-identical to uninterrupted training."""
-    from fastctr.persist import load
+    from fastctr.serving.files import load
 
     half = rows.n_rows // 2
     straight = copy.deepcopy(est).partial_fit(rows[:half]).partial_fit(rows[half:])

@@ -11,11 +11,11 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from fastctr._ahead import read_ahead
-from fastctr._base import OnlineClassifier
-from fastctr._rows import HashedRows
-from fastctr.metrics import ProgressiveValidation
-from fastctr.readers import BlockReader, Chunk
+from fastctr.io.ahead import read_ahead
+from fastctr.models.base import OnlineClassifier
+from fastctr.io.rows import HashedRows
+from fastctr.online.metrics import ProgressiveValidation
+from fastctr.io.readers import BlockReader, Chunk
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +50,11 @@ class Progress:
 
 
 def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Iterator[HashedRows]:
-    """The batches of ``items`` in order, the :class:`~fastctr.readers.Chunk` s among them
+    """The batches of ``items`` in order, the :class:`~fastctr.io.readers.Chunk` s among them
     parsed by ``threads`` threads at once: ``threads - 1`` workers, and this thread whenever
     the batch it needs next is not parsed yet (so no thread waits while there is work).
 
-    Parsing releases the GIL; the items are read ahead by :func:`~fastctr._ahead.read_ahead`; at most
+    Parsing releases the GIL; the items are read ahead by :func:`~fastctr.io.ahead.read_ahead`; at most
     ``2 * threads`` chunks are parsed ahead, so memory stays bounded. A parse error is raised
     when its chunk's turn comes, after every earlier batch, as the sequential reader would.
     """
@@ -136,13 +136,13 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
 
     Every ``report_every`` rows a line of the progressive-validation table (log loss since
     the start and of the window, window AUC, CTR, mean prediction, rows/s) is logged at INFO
-    level on the ``fastctr.training`` logger.
+    level on the ``fastctr.online.training`` logger.
 
     With ``threads > 1``, that many threads parse chunks of a reader (or the chunks given,
-    e.g. from :meth:`~fastctr.readers.BlockReader.chunks`) while this thread learns the
+    e.g. from :meth:`~fastctr.io.readers.BlockReader.chunks`) while this thread learns the
     parsed batches in order: the model and the report are those of one thread, faster. With
     ``prefetch=True`` one background thread iterates any other batch source ahead (see
-    :func:`~fastctr._ahead.read_ahead`).
+    :func:`~fastctr.io.ahead.read_ahead`).
 
     Returns
     -------
@@ -153,7 +153,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     Examples
     --------
     >>> from fastctr import FTRLClassifier, read_criteo
-    >>> from fastctr.datasets import make_criteo
+    >>> from fastctr.io.datasets import make_criteo
     >>> model = FTRLClassifier(bits=18)
     >>> batches = read_criteo(make_criteo(20_000, seed=1), model.hasher_)
     >>> report = train(model, batches, report_every=10_000)

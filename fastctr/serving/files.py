@@ -20,11 +20,13 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fastctr._base import MODEL_CLASSES, OnlineClassifier
+from fastctr._version import __version__
 from fastctr.exceptions import ModelFileError
+from fastctr.serving.registry import MODEL_CLASSES
 
 MAGIC = b"FASTCTR\0"
 FORMAT_VERSION = 1
@@ -32,7 +34,7 @@ ALIGN = 64
 _CRC_CHUNK = 1 << 24
 
 
-def save(model: OnlineClassifier, path) -> None:
+def save(model: Any, path) -> None:
     """Write a fitted model (or a Scorer) to ``path`` atomically.
 
     Examples
@@ -45,8 +47,6 @@ def save(model: OnlineClassifier, path) -> None:
     >>> load(path).predict_one({"C1": "a"}) == model.predict_one({"C1": "a"})
     True
     """
-    from fastctr import __version__
-
     model._check_fitted()
     arrays, scalars = {}, {}
     for name, value in model._state().items():
@@ -110,7 +110,7 @@ def _write(f, data, crc: int) -> int:
     return zlib.crc32(data, crc)
 
 
-def load(path, *, mmap: bool = False) -> OnlineClassifier:
+def load(path, *, mmap: bool = False) -> Any:
     """Read a model written by ``model.save``; no code from the file is ever executed.
 
     Parameters

@@ -5,11 +5,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr._base import OnlineClassifier, non_negative, positive, positive_int
+from fastctr.models.base import OnlineClassifier, non_negative, positive, positive_int
 from fastctr._ext._score import FTRLScorer, RowHasher
 from fastctr._kernels.ftrl import ftrl_fit, ftrl_margin, ftrl_weights
-from fastctr._rows import HashedRows
-from fastctr.scorer import Scorer
+from fastctr.io.rows import HashedRows
+from fastctr.serving.scorer import Scorer
 
 
 class FTRLClassifier(OnlineClassifier):
@@ -125,7 +125,7 @@ class FTRLClassifier(OnlineClassifier):
     def to_scorer(self, dtype: str = "float32", layout: str = "sparse") -> Scorer:
         """A read-only serving artifact: the weights as float32, float16 or int8, either the
         non-zero ones in a small table (``"sparse"``) or one per bucket (``"dense"``, the
-        fastest for batches); see :class:`fastctr.scorer.Scorer`."""
+        fastest for batches); see :class:`fastctr.serving.scorer.Scorer`."""
         return Scorer.from_weights(self.hasher_, self.coef_, dtype, layout)
 
     @property

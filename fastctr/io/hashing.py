@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from fastctr._ext._hash import hash_dict_rows, murmur3_32
-from fastctr._rows import HashedRows
+from fastctr.io.rows import HashedRows
 
 # Interned, like the literal keys of dict rows written in code ({"I1": 3}), so that rows built
 # from these names or from literals match their fields by identity (the hasher's fast path).

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from fastctr import metrics
-from fastctr.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
+from fastctr.online import metrics
+from fastctr.io.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class Settings:
 
 
 def _ftrl_default(name: str) -> float:
-    from fastctr.ftrl import FTRLClassifier
+    from fastctr.models.ftrl import FTRLClassifier
 
     return FTRLClassifier().get_params()[name]
 
@@ -115,7 +115,7 @@ def prepare_synthetic(n_train: int, n_test: int, workdir: Path, *, seed: int = 0
     ``test_start`` (default ``n_train``) exists to test the leakage check; the returned row
     ranges are what :func:`check_split` verifies.
     """
-    from fastctr.datasets import make_criteo
+    from fastctr.io.datasets import make_criteo
 
     start = n_train if test_start is None else test_start
     train, test = range(0, n_train), range(start, start + n_test)
@@ -201,7 +201,7 @@ def _batches(path: str, size: int) -> Iterator[list[tuple[int, list[str]]]]:
 
 
 def numeric_bin(value: str) -> int:
-    """fastctr's ``bin`` transform (see :mod:`fastctr.hashing`): the token a count becomes."""
+    """fastctr's ``bin`` transform (see :mod:`fastctr.io.hashing`): the token a count becomes."""
     x = float(value)
     return math.floor(x) if x <= 2 else 3 + math.floor(math.log(x) ** 2)
 
@@ -256,10 +256,10 @@ def _score(result: PeerResult, y: np.ndarray, p: np.ndarray) -> None:
 
 def _fastctr_model(s: Settings, name: str):
     if name == "ftrl":
-        from fastctr.ftrl import FTRLClassifier
+        from fastctr.models.ftrl import FTRLClassifier
 
         return FTRLClassifier(alpha=s.alpha, beta=s.beta, l1=s.l1, l2=s.l2, bits=s.bits)
-    from fastctr import fm
+    from fastctr.models import fm
 
     if name == "ffm":  # its state is 2**bits x 40 fields x 2k: at 2**22 it would be ~10 GB
         return fm.FFMClassifier()
@@ -268,7 +268,7 @@ def _fastctr_model(s: Settings, name: str):
 
 def _warm_up(s: Settings, name: str) -> None:
     """Load or compile the numba kernels on a throwaway model, as a server would at start."""
-    from fastctr.readers import read_criteo
+    from fastctr.io.readers import read_criteo
 
     model = _fastctr_model(s, name)
     batch = next(iter(read_criteo(s.train_path, model.hasher_, batch_size=1_000)))
@@ -278,7 +278,7 @@ def _warm_up(s: Settings, name: str) -> None:
 
 def run_fastctr(s: Settings, name: str) -> PeerResult:
     """fastctr end to end from the TSV file: parse + hash + learn, then the same for test."""
-    from fastctr.readers import read_criteo
+    from fastctr.io.readers import read_criteo
 
     _warm_up(s, name)
     model = _fastctr_model(s, name)
@@ -509,11 +509,11 @@ def run_lightgbm(s: Settings) -> PeerResult:
     return r
 
 
-#: peer name -> (module that must import, runner); fastctr FM/FFM only if fastctr.fm exists
+#: peer name -> (module that must import, runner); fastctr FM/FFM only if fastctr.models.fm exists
 PEERS: dict[str, tuple[str, Callable[[Settings], PeerResult]]] = {
-    "fastctr-ftrl": ("fastctr.ftrl", lambda s: run_fastctr(s, "ftrl")),
-    "fastctr-fm": ("fastctr.fm", lambda s: run_fastctr(s, "fm")),
-    "fastctr-ffm": ("fastctr.fm", lambda s: run_fastctr(s, "ffm")),
+    "fastctr-ftrl": ("fastctr.models.ftrl", lambda s: run_fastctr(s, "ftrl")),
+    "fastctr-fm": ("fastctr.models.fm", lambda s: run_fastctr(s, "fm")),
+    "fastctr-ffm": ("fastctr.models.fm", lambda s: run_fastctr(s, "ffm")),
     **{f"vw-{m}": ("vowpalwabbit", lambda s, m=m: run_vw(s, m)) for m in VW_MODES},
     "river-ftrl": ("river", lambda s: run_river(s, "ftrl")),
     "river-fm": ("river", lambda s: run_river(s, "fm")),

@@ -1,0 +1,12 @@
+"""Shared worker threads for the kernels that release the GIL (Hogwild learning, batch
+scoring)."""
+from __future__ import annotations
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+
+@functools.lru_cache(maxsize=None)
+def thread_pool(n_jobs: int) -> ThreadPoolExecutor:
+    """One shared pool of ``n_jobs`` threads per size, created on first use."""
+    return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fastctr")

@@ -1,0 +1,1 @@
+"""Online training: the train loop with progressive validation, kernel warm-up and metrics."""
