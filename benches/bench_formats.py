@@ -11,7 +11,7 @@ import pytest
 from fastctr import read_criteo
 from fastctr.bench.peers import VW_NAMESPACES, vw_line
 from fastctr.io.datasets import make_criteo
-from fastctr.io.formats import hasher_for, read_data
+from fastctr.io.detect import hasher_for, read_data
 from fastctr.io.hashing import CRITEO_FIELDS
 
 BITS = 22

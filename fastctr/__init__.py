@@ -1,11 +1,13 @@
 """fastctr: fast online click-through-rate learning over hashed sparse rows."""
 
 from fastctr._version import __version__
-from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError
-from fastctr.io.formats import hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw
+from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError, ParseError
+from fastctr.io.criteo import read_criteo
+from fastctr.io.csv import read_csv
+from fastctr.io.detect import hasher_for, read_data
 from fastctr.io.hashing import FeatureHasher
-from fastctr.io.readers import ParseError, read_criteo
 from fastctr.io.rows import HashedRows
+from fastctr.io.sparse import read_libffm, read_libsvm, read_vw
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.online.training import train, warm_up

@@ -19,8 +19,8 @@ from fastctr.io.ahead import read_ahead
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.serving.files import load
-from fastctr.io.formats import FORMATS, detect_format, hasher_for, read_data
-from fastctr.io.readers import first_line
+from fastctr.io.detect import FORMATS, detect_format, hasher_for, read_data
+from fastctr.io.sources import first_line
 from fastctr.online.training import train, warm_up
 
 log = logging.getLogger("fastctr")

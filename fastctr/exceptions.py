@@ -15,3 +15,8 @@ class DivergenceError(FloatingPointError, ValueError):
     Raised by ``partial_fit``/``fit`` before the offending row is learned, so the state stays
     finite. The usual causes are unscaled feature values and a learning rate too large.
     """
+
+
+class ParseError(ValueError):
+    """A line of a log file does not match its format, or its gzip data is damaged; the
+    message names the file, the line and the field."""

@@ -76,7 +76,7 @@ class FTRLProximal:
         return p
 
 
-# -- the text formats of fastctr.io.formats, written out -------------------------------------------
+# -- the text formats of fastctr.io.sparse and fastctr.io.csv, written out -------------------------
 def _bias(bits, hash_seed):
     return (murmur(b"", hash_seed) & ((1 << bits) - 1), 1.0, 0)
 

@@ -351,7 +351,7 @@ def _auc_after_one_pass(model, train_batches, test):
 
 def test_fm_beats_ftrl_on_synthetic_interactions():
     from fastctr.io.datasets import make_criteo
-    from fastctr.io.readers import read_criteo
+    from fastctr.io.criteo import read_criteo
 
     batches = list(read_criteo(make_criteo(250_000, seed=0), FeatureHasher(bits=22), batch_size=50_000))
     train, test = batches[:4], batches[4]
@@ -370,7 +370,7 @@ def _real_data() -> Path | None:
                     "provide ../shared/data/criteo_kaggle_labeled_dedup.tsv.gz")
 def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
     from fastctr.online.metrics import roc_auc
-    from fastctr.io.readers import read_criteo
+    from fastctr.io.criteo import read_criteo
 
     with gzip.open(_real_data(), "rb") as f:
         lines = f.read().split(b"\n")[:10_000]
@@ -387,7 +387,7 @@ def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
 def test_contract_checks(cls):
     checks = pytest.importorskip("fastctr.models.checks")
     from fastctr.io.datasets import make_criteo
-    from fastctr.io.readers import read_criteo
+    from fastctr.io.criteo import read_criteo
 
     rows = next(iter(read_criteo(make_criteo(300, seed=3), FeatureHasher(bits=BITS), batch_size=300)))
     checks.check_estimator(cls(bits=BITS), rows)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from fastctr import FTRLClassifier, ParseError
-from fastctr.io import readers
-from fastctr.io.formats import (
-    detect_format, hasher_for, read_csv, read_data, read_libffm, read_libsvm, read_vw,
-)
+from fastctr.io import sources
+from fastctr.io.csv import read_csv
+from fastctr.io.detect import detect_format, hasher_for, read_data
+from fastctr.io.sparse import read_libffm, read_libsvm, read_vw
 from fastctr.online.metrics import roc_auc
 
 import naive
@@ -188,7 +188,7 @@ def test_tsv_with_a_header_and_no_label():
 
 def _blocks_and_batches(monkeypatch, read, data, **kw):
     whole = _rows(read(data, batch_size=100_000, **kw))
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 97)  # lines straddle blocks everywhere
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 97)  # lines straddle blocks everywhere
     batches = list(read(io.BytesIO(gzip.compress(data)), batch_size=77, **kw))
     assert all(b.n_rows == 77 for b in batches[:-1])
     return whole, _rows(batches)
@@ -224,7 +224,7 @@ def test_a_long_line_grows_the_batch():
     ("csv", b"click,a,b\n1,x,y\n0,z,\n", {"label": "click"}),
 ])
 def test_stdin_is_read(fmt, data, options):
-    code = ("import sys; from fastctr.io.formats import read_data, hasher_for;"
+    code = ("import sys; from fastctr.io.detect import read_data, hasher_for;"
             f"h = hasher_for({fmt!r}, {data!r}, bits=18, **{options!r});"
             f"opts = {{'label': 'click'}} if {fmt!r} == 'csv' else {{}};"
             f"print(*[b.nnz for b in read_data('-', {fmt!r}, h, **opts)])")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, ParseError, hasher_for, read_criteo, read_data
-from fastctr.io import readers
+from fastctr.io import sources
 from fastctr.io.ahead import read_ahead
 from fastctr.io.datasets import criteo_rows, make_criteo
 from fastctr.online.metrics import roc_auc
@@ -127,7 +127,7 @@ def _same_rows(a, b) -> None:
 
 @pytest.fixture
 def small_blocks(monkeypatch):
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 997)  # many chunks; lines straddle blocks
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 997)  # many chunks; lines straddle blocks
 
 
 def _csv(n: int) -> bytes:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, ParseError, read_criteo
-from fastctr.io import readers
+from fastctr.io import sources
+from fastctr.io.reader import MAX_ERROR_EXAMPLES
 from fastctr.io.datasets import make_criteo, write_criteo
 
 HASHER = FeatureHasher(bits=18)
@@ -27,7 +28,7 @@ def _concat(batches):
 
 def test_batches_and_block_boundaries_do_not_change_rows(synthetic_tsv, monkeypatch):
     whole = _concat(read_criteo(synthetic_tsv, HASHER, batch_size=50_000))
-    monkeypatch.setattr(readers, "BLOCK_BYTES", 777)  # lines straddle blocks everywhere
+    monkeypatch.setattr(sources, "BLOCK_BYTES", 777)  # lines straddle blocks everywhere
     batches = list(read_criteo(io.BytesIO(synthetic_tsv), HASHER, batch_size=3_000))
     assert [b.n_rows for b in batches] == [3_000] * 6 + [2_000]
     for got, expected in zip(_concat(batches), whole):
@@ -125,7 +126,7 @@ def test_skip_counts_bad_lines_and_keeps_the_rest(caplog):
         rows = sum(b.n_rows for b in reader)
     assert rows == 20
     assert reader.errors.count == 7
-    assert len(reader.errors.examples) == readers.MAX_ERROR_EXAMPLES
+    assert len(reader.errors.examples) == MAX_ERROR_EXAMPLES
     assert "line 11" in reader.errors.examples[0]
     assert "skipped 7 bad lines" in caplog.text
 

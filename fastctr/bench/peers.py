@@ -268,7 +268,7 @@ def _fastctr_model(s: Settings, name: str):
 
 def _warm_up(s: Settings, name: str) -> None:
     """Load or compile the numba kernels on a throwaway model, as a server would at start."""
-    from fastctr.io.readers import read_criteo
+    from fastctr.io.criteo import read_criteo
 
     model = _fastctr_model(s, name)
     batch = next(iter(read_criteo(s.train_path, model.hasher_, batch_size=1_000)))
@@ -278,7 +278,7 @@ def _warm_up(s: Settings, name: str) -> None:
 
 def run_fastctr(s: Settings, name: str) -> PeerResult:
     """fastctr end to end from the TSV file: parse + hash + learn, then the same for test."""
-    from fastctr.io.readers import read_criteo
+    from fastctr.io.criteo import read_criteo
 
     _warm_up(s, name)
     model = _fastctr_model(s, name)

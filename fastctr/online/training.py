@@ -15,7 +15,7 @@ from fastctr.io.ahead import read_ahead
 from fastctr.models.base import OnlineClassifier
 from fastctr.io.rows import HashedRows
 from fastctr.online.metrics import ProgressiveValidation
-from fastctr.io.readers import BlockReader, Chunk
+from fastctr.io.reader import BlockReader, Chunk
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Progress:
 
 
 def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Iterator[HashedRows]:
-    """The batches of ``items`` in order, the :class:`~fastctr.io.readers.Chunk` s among them
+    """The batches of ``items`` in order, the :class:`~fastctr.io.reader.Chunk` s among them
     parsed by ``threads`` threads at once: ``threads - 1`` workers, and this thread whenever
     the batch it needs next is not parsed yet (so no thread waits while there is work).
 
@@ -139,7 +139,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     level on the ``fastctr.online.training`` logger.
 
     With ``threads > 1``, that many threads parse chunks of a reader (or the chunks given,
-    e.g. from :meth:`~fastctr.io.readers.BlockReader.chunks`) while this thread learns the
+    e.g. from :meth:`~fastctr.io.reader.BlockReader.chunks`) while this thread learns the
     parsed batches in order: the model and the report are those of one thread, faster. With
     ``prefetch=True`` one background thread iterates any other batch source ahead (see
     :func:`~fastctr.io.ahead.read_ahead`).

@@ -1,34 +1,27 @@
-"""Stream readers: click logs to batches of HashedRows (Criteo TSV here; the other formats,
-built on :class:`BlockReader`, in :mod:`fastctr.io.formats`).
+"""The loop every log format shares: blocks of bytes -> a compiled parser -> batches of
+:class:`~fastctr.HashedRows` (:class:`BlockReader`), its chunks for parsing in threads
+(:class:`Chunk`), bad-line reports (:class:`ErrorReport`), and the reader of delimited text
+with a fixed column layout (:class:`DelimitedReader`, under the Criteo and CSV readers).
 
-Bytes are read in blocks, gzip is detected by content, and each block is parsed and hashed
-in compiled code (``fastctr._ext._parse``) with the GIL released. Memory stays proportional
-to the batch: one block of bytes plus the arrays of one batch.
+Each block is parsed and hashed in compiled code with the GIL released. Memory stays
+proportional to the batch: one block of bytes plus the arrays of one batch.
 """
 from __future__ import annotations
 
-import gzip
-import io
-import itertools
 import logging
-import os
-import sys
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Union
 
 import numpy as np
 
-from fastctr.io.ahead import read_ahead
 from fastctr._ext import _parse
+from fastctr.exceptions import ParseError
+from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
-from fastctr.io.hashing import CRITEO_FIELDS, FeatureHasher
+from fastctr.io.sources import Source, line_runs, open_source, split_first_line, with_final_newline
 
 log = logging.getLogger(__name__)
 
-Source = Union[str, os.PathLike, BinaryIO, Iterable[bytes]]
-BLOCK_BYTES = 1 << 20
 # Lines per chunk for parallel parsing: small enough that a chunk's bytes and rows are still
 # cached when they are learned (in paired runs of train(threads=2) on 1M synthetic rows,
 # 16K-32K-line chunks scaled better than 64K-100K-line ones).
@@ -43,10 +36,6 @@ _EXPECTED = {
     _parse.ParseErrorCode.ERR_BAD_NUMBER: "a number (or an empty field for a missing value)",
     _parse.ParseErrorCode.ERR_MISSING_LABEL: "a label 0 or 1, found an empty field",
 }
-
-
-class ParseError(ValueError):
-    """A line of a log file does not match its format; the message names file, line, field."""
 
 
 @dataclass
@@ -73,64 +62,6 @@ class ErrorReport:
         self.lines += later.lines
         room = MAX_ERROR_EXAMPLES - len(self.first)
         self.first += [(name, line + lines_before, what) for name, line, what in later.first[:room]]
-
-
-def open_source(source: Source) -> tuple[Iterator[bytes], str]:
-    """Blocks of decompressed bytes from a path, '-' (stdin), a binary file or bytes chunks.
-
-    Gzip is recognised by its magic bytes, not by the file name.
-    """
-    if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        if name == "-":
-            return _blocks(sys.stdin.buffer, "<stdin>"), "<stdin>"
-        if not os.path.exists(name):
-            raise FileNotFoundError(f"no such data file: {name!r}")
-        return _file_blocks(name), name
-    if hasattr(source, "read"):
-        name = getattr(source, "name", "<stream>")
-        return _blocks(source, name), name
-    if isinstance(source, (bytes, bytearray)):
-        return iter([bytes(source)]), "<bytes>"
-    return iter(source), "<chunks>"
-
-
-def _file_blocks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as raw:
-        yield from _blocks(raw, path)
-
-
-def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
-    """Blocks of a stream. A gzip stream is inflated ahead by a background thread (zlib
-    releases the GIL), so inflating overlaps parsing and learning instead of adding to them."""
-    stream = _maybe_gunzip(stream)
-    if isinstance(stream, gzip.GzipFile):
-        return read_ahead(_inflated_blocks(stream, name))
-    return _read_blocks(stream)
-
-
-def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
-    if not hasattr(stream, "peek"):
-        stream = io.BufferedReader(stream)
-    return gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == b"\x1f\x8b" else stream
-
-
-def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
-    while block := stream.read(BLOCK_BYTES):
-        yield block
-
-
-def _inflated_blocks(stream: gzip.GzipFile, name: str) -> Iterator[bytes]:
-    """The blocks of a gzip stream; a truncated or corrupt one raises a ParseError naming the
-    source, after every block before the damage (those lines are kept)."""
-    inflated = 0
-    try:
-        for block in _read_blocks(stream):
-            inflated += len(block)
-            yield block
-    except (EOFError, OSError, zlib.error) as error:
-        raise ParseError(f"{name}: the gzip data is truncated or corrupt after {inflated:,} "
-                         f"bytes of text ({error})") from None
 
 
 class BlockReader:
@@ -172,7 +103,7 @@ class BlockReader:
         """Entries per row to allocate at first (sparse formats grow their batch as needed)."""
         return 16
 
-    def _parse(self, buf: bytes, pos: int, batch: _Batch, errors: np.ndarray) -> tuple:
+    def _parse(self, buf: bytes, pos: int, batch: Batch, errors: np.ndarray) -> tuple:
         """Parse ``buf[pos:]`` into ``batch``: (n_rows, end, n_lines, n_errors)."""
         raise NotImplementedError
 
@@ -199,17 +130,17 @@ class BlockReader:
         """
         rows = min(self.batch_size, CHUNK_ROWS) if rows is None else rows
         blocks, self._lines_taken = self._open()
-        for run in _line_runs(blocks, rows):
+        for run in line_runs(blocks, rows):
             yield Chunk(self, run)
         yield Chunk(self, [], last=True)
 
     def _open(self) -> tuple[Iterator[bytes], int]:
         """Blocks of the source after its header (read here), and the lines before them."""
         blocks, self.name = open_source(self.source)
-        blocks = _with_final_newline(blocks)
+        blocks = with_final_newline(blocks)
         if not self.has_header:
             return blocks, 0
-        header, blocks = _split_first_line(blocks)
+        header, blocks = split_first_line(blocks)
         self._read_header(header)
         return blocks, 1
 
@@ -217,7 +148,7 @@ class BlockReader:
                  report: ErrorReport) -> Iterator[HashedRows]:
         """Batches of ``batch_size`` rows from blocks that start at line ``lines_done + 1``."""
         entries = batch_size * self._width()
-        batch = _Batch(batch_size, entries)
+        batch = Batch(batch_size, entries)
         errors = np.zeros((MAX_ERROR_EXAMPLES if self.on_error == "skip" else 1, 5), np.int64)
         tail = b""
         for block in blocks:
@@ -233,7 +164,7 @@ class BlockReader:
                 pos = pos2
                 if batch.full:
                     yield batch.take(self.labeled, self.weighted)
-                    batch = _Batch(batch_size, entries)
+                    batch = Batch(batch_size, entries)
                 elif buf.find(b"\n", pos) >= 0:  # stopped short of a whole line: out of room
                     entries = batch.grow()
                 else:
@@ -339,7 +270,7 @@ class DelimitedReader(BlockReader):
     def _width(self) -> int:
         return self.hasher.n_fields  # bias + fields + crosses: a row never has more
 
-    def _parse(self, buf: bytes, pos: int, batch: _Batch, errors: np.ndarray) -> tuple:
+    def _parse(self, buf: bytes, pos: int, batch: Batch, errors: np.ndarray) -> tuple:
         return _parse.parse_delimited(buf, pos, self._col_field, self.hasher._spec, ord(self.sep),
                                       batch.views(), self.on_error == "skip", errors)
 
@@ -351,40 +282,7 @@ class DelimitedReader(BlockReader):
         return f"field {name!r} (column {col + 1}): expected {expected}, got {token!r}"
 
 
-def _line_runs(blocks: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
-    """The blocks regrouped into runs of whole lines, about ``rows`` lines each (sized by the
-    first block's line length); the blocks must end with a newline."""
-    target, run, size = 0, [], 0
-    for block in blocks:
-        if not target:
-            target = max(BLOCK_BYTES, rows * len(block) // max(block.count(b"\n"), 1))
-        size += len(block)
-        if size < target:
-            run.append(block)
-            continue
-        cut = block.rfind(b"\n") + 1
-        if not cut:  # a line longer than the run: keep going
-            run.append(block)
-            continue
-        run.append(block[:cut])
-        yield run
-        run, size = ([block[cut:]], len(block) - cut) if cut < len(block) else ([], 0)
-    if run:
-        yield run
-
-
-def _with_final_newline(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    """The blocks, plus a newline if the data does not end with one (so its last line parses)."""
-    last = b""
-    for block in blocks:
-        if block:
-            last = block
-            yield block
-    if last and not last.endswith(b"\n"):
-        yield b"\n"
-
-
-class _Batch:
+class Batch:
     """Preallocated arrays for one batch; rows are appended by the parser through views."""
 
     def __init__(self, n_rows: int, n_entries: int) -> None:
@@ -421,72 +319,3 @@ class _Batch:
         return HashedRows(self.indptr[: n + 1], self.indices[:nnz], self.values[:nnz],
                           self.fields[:nnz], self.labels[:n] if labeled else None,
                           self.weights[:n] if weighted else None)
-
-
-def criteo_columns(labeled: bool = True) -> tuple[str, ...]:
-    """Column layout of Criteo Kaggle TSV: label (if labeled), I1..I13, C1..C26."""
-    return ((LABEL,) if labeled else ()) + CRITEO_FIELDS
-
-
-def read_criteo(source: Source, hasher: FeatureHasher | None = None, *, labeled: bool | None = None,
-                batch_size: int = 100_000, on_error: str = "raise") -> DelimitedReader:
-    """Read a Criteo Kaggle TSV log (labelled: 40 fields, unlabelled: 39) in hashed batches.
-
-    Parameters
-    ----------
-    source : path, '-', binary file or iterable of bytes
-        The log; gzip is detected by content.
-    hasher : FeatureHasher, optional
-        Defaults to ``FeatureHasher()`` (the Criteo schema, 2**22 buckets).
-    labeled : bool, optional
-        Whether lines start with a label. By default it is read off the first line
-        (40 fields: labelled; 39: unlabelled); a source that cannot be peeked is labelled.
-    batch_size, on_error
-        As in :class:`DelimitedReader`.
-
-    Examples
-    --------
-    >>> lines = b"1\\t3\\t\\t\\t\\t\\t\\t\\t\\t\\t\\t\\t\\t\\t68fd1e64" + b"\\t" * 25 + b"\\n"
-    >>> batch = next(iter(read_criteo(lines)))
-    >>> batch.n_rows, batch.labels.tolist(), batch.fields.tolist()
-    (1, [1.0], [0, 1, 14])
-    """
-    hasher = FeatureHasher() if hasher is None else hasher
-    if labeled is None:
-        labeled = _sniff_labeled(source)
-    return DelimitedReader(source, criteo_columns(labeled), hasher, batch_size=batch_size,
-                           on_error=on_error)
-
-
-def _sniff_labeled(source: Source) -> bool:
-    """True when the first line of a path or bytes source has 40 fields (or is unknown)."""
-    first = first_line(source)
-    return first is None or first.count(b"\t") + 1 != len(CRITEO_FIELDS)
-
-
-def first_line(source: Source) -> bytes | None:
-    """The first line (without its end) of a path or bytes source; None where unknown."""
-    head = read_head(source)
-    return None if head is None else head.split(b"\n", 1)[0].rstrip(b"\r")
-
-
-def read_head(source: Source, limit: int = 65536) -> bytes | None:
-    """The first ``limit`` bytes of a path or bytes source, gunzipped; None for stdin,
-    streams and chunk iterables, which cannot be read twice."""
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source[:limit])
-    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.exists(source):
-        with open(source, "rb") as raw:
-            return _maybe_gunzip(raw).read(limit)
-    return None
-
-
-def _split_first_line(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
-    """The first line of a block stream (without its end) and the blocks after it."""
-    head = b""
-    for block in blocks:
-        head += block
-        if b"\n" in block:
-            break
-    line, _, rest = head.partition(b"\n")
-    return line.rstrip(b"\r"), itertools.chain([rest] if rest else [], blocks)

@@ -1,0 +1,118 @@
+"""Delimited text with a header naming the columns (``sep`` ``","`` or ``"\\t"``), e.g. an
+Avazu click log: a label column, numeric columns, columns to ignore, and every other column
+categorical. Fields are split at every separator: quoting is not interpreted (a quoted
+header is rejected)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.reader import DelimitedReader
+from fastctr.io.sources import Source, discovery_head
+
+
+class CSVReader(DelimitedReader):
+    """Batches of HashedRows from delimited text whose header names the columns.
+
+    Parameters
+    ----------
+    source : path, '-', binary file or iterable of bytes
+    hasher : FeatureHasher
+        Its fields are the header's feature columns; header columns that are not fields
+        (nor the label) are ignored, and a field missing from the header is an error.
+    label : str, optional
+        The label column (values -1, 0 or 1); None for unlabelled data.
+    sep : str or bytes, default=","
+    batch_size, on_error
+        As in :class:`~fastctr.io.reader.BlockReader`.
+    """
+
+    has_header = True
+
+    def __init__(self, source: Source, hasher: FeatureHasher, *, label: str | None = None,
+                 sep: str | bytes = ",", batch_size: int = 100_000, on_error: str = "raise") -> None:
+        super().__init__(source, (), hasher, batch_size=batch_size, sep=_sep_byte(sep),
+                         on_error=on_error)
+        self.label = label
+
+    def _read_header(self, line: bytes) -> None:
+        header = header_columns(line, self.sep, self.name)
+        missing = [f for f in self.hasher.fields if f not in header]
+        if self.label is not None and self.label not in header:
+            missing.insert(0, self.label)
+        if missing:
+            raise ValueError(f"{self.name}: columns {missing} are not in the header {header}")
+        self._set_columns(header, label=self.label)
+
+
+def header_columns(line: bytes, sep: bytes, name: str = "<data>") -> list[str]:
+    """Column names from a header line (UTF-8, unquoted).
+
+    Examples
+    --------
+    >>> header_columns(b"id,click,hour", b",")
+    ['id', 'click', 'hour']
+    """
+    if not line.strip():
+        raise ValueError(f"{name}: the first line should be a header naming the columns; it is empty")
+    if b'"' in line:
+        raise ValueError(f"{name}: quoted CSV is not supported (header {line[:80]!r}); write it "
+                         "without quotes, e.g. pandas to_csv(quoting=csv.QUOTE_NONE)")
+    return [c.strip() for c in line.decode("utf-8").split(sep.decode())]
+
+
+def _sep_byte(sep: str | bytes) -> bytes:
+    sep = sep.encode() if isinstance(sep, str) else bytes(sep)
+    if len(sep) != 1:
+        raise ValueError(f"sep must be one byte, e.g. ',' or '\\t'. Got {sep!r} instead.")
+    return sep
+
+
+def csv_hasher(source: Source | None, *, label: str | None = None, ignore: Sequence[str] = (),
+               numeric: Sequence[str] = (), sep: str | bytes = ",", **hasher_params) -> FeatureHasher:
+    """The FeatureHasher of a CSV log: every header column but the label and the ignored ones
+    is a field, categorical unless numeric; see :func:`~fastctr.io.detect.hasher_for`.
+
+    Examples
+    --------
+    >>> csv_hasher(b"id,click,site\\n1,0,a\\n", label="click", ignore=["id"]).fields
+    ('site',)
+    """
+    head = discovery_head(source, "a hasher")
+    columns = header_columns(head.split(b"\n", 1)[0].rstrip(b"\r"), _sep_byte(sep))
+    unknown = [c for c in [label, *ignore, *numeric] if c is not None and c not in columns]
+    if unknown:
+        raise ValueError(f"columns {unknown} are not in the header {columns}")
+    fields = [c for c in columns if c != label and c not in set(ignore)]
+    return FeatureHasher(fields=fields, numeric=list(numeric), **hasher_params)
+
+
+def read_csv(source: Source, hasher: FeatureHasher | None = None, *, label: str | None = None,
+             ignore: Sequence[str] = (), numeric: Sequence[str] = (), sep: str | bytes = ",",
+             batch_size: int = 100_000, on_error: str = "raise") -> CSVReader:
+    """Read delimited text with a header (e.g. an Avazu click log) in hashed batches.
+
+    Parameters
+    ----------
+    source : path, '-', binary file or iterable of bytes
+    hasher : FeatureHasher, optional
+        By default ``csv_hasher(source, label=, ignore=, numeric=, sep=)``: every column
+        but the label and the ignored ones is a field, categorical unless numeric.
+    label : str, optional
+        The label column; None for unlabelled data.
+    ignore, numeric : sequence of str
+        Columns to leave out, and columns holding numbers (for the default hasher).
+    sep : str or bytes, default=","
+    batch_size, on_error
+        As in :class:`~fastctr.io.reader.BlockReader`.
+
+    Examples
+    --------
+    >>> data = b"id,click,hour,site\\n1,0,14,a\\n2,1,15,\\n"
+    >>> batch = next(iter(read_csv(data, label="click", ignore=["id"], numeric=["hour"])))
+    >>> batch.labels.tolist(), batch.fields.tolist()
+    ([0.0, 1.0], [0, 1, 2, 0, 1])
+    """
+    if hasher is None:
+        hasher = csv_hasher(source, label=label, ignore=ignore, numeric=numeric, sep=sep)
+    return CSVReader(source, hasher, label=label, sep=sep, batch_size=batch_size, on_error=on_error)

@@ -1,0 +1,170 @@
+"""Sources of bytes: paths, ``'-'`` (stdin), binary files and bytes chunks, opened as blocks
+of bytes; gzip is detected by content and inflated ahead in a background thread. Also the
+look-ahead every format's discovery uses (:func:`read_head`, :func:`first_line`) and the
+cutting of block streams at line ends."""
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, Union
+
+from fastctr.exceptions import ParseError
+from fastctr.io.ahead import read_ahead
+
+Source = Union[str, os.PathLike, BinaryIO, Iterable[bytes]]
+BLOCK_BYTES = 1 << 20
+#: bytes read from the start of a file to discover VW namespaces, libffm fields or a header
+DISCOVERY_BYTES = 1 << 20
+
+
+def open_source(source: Source) -> tuple[Iterator[bytes], str]:
+    """Blocks of decompressed bytes from a path, '-' (stdin), a binary file or bytes chunks.
+
+    Gzip is recognised by its magic bytes, not by the file name.
+
+    Examples
+    --------
+    >>> blocks, name = open_source(b"1 |a x\\n")
+    >>> list(blocks), name
+    ([b'1 |a x\\n'], '<bytes>')
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        if name == "-":
+            return _blocks(sys.stdin.buffer, "<stdin>"), "<stdin>"
+        if not os.path.exists(name):
+            raise FileNotFoundError(f"no such data file: {name!r}")
+        return _file_blocks(name), name
+    if hasattr(source, "read"):
+        name = getattr(source, "name", "<stream>")
+        return _blocks(source, name), name
+    if isinstance(source, (bytes, bytearray)):
+        return iter([bytes(source)]), "<bytes>"
+    return iter(source), "<chunks>"
+
+
+def _file_blocks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as raw:
+        yield from _blocks(raw, path)
+
+
+def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """Blocks of a stream. A gzip stream is inflated ahead by a background thread (zlib
+    releases the GIL), so inflating overlaps parsing and learning instead of adding to them."""
+    stream = _maybe_gunzip(stream)
+    if isinstance(stream, gzip.GzipFile):
+        return read_ahead(_inflated_blocks(stream, name))
+    return _read_blocks(stream)
+
+
+def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
+    if not hasattr(stream, "peek"):
+        stream = io.BufferedReader(stream)
+    return gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == b"\x1f\x8b" else stream
+
+
+def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
+    while block := stream.read(BLOCK_BYTES):
+        yield block
+
+
+def _inflated_blocks(stream: gzip.GzipFile, name: str) -> Iterator[bytes]:
+    """The blocks of a gzip stream; a truncated or corrupt one raises a ParseError naming the
+    source, after every block before the damage (those lines are kept)."""
+    inflated = 0
+    try:
+        for block in _read_blocks(stream):
+            inflated += len(block)
+            yield block
+    except (EOFError, OSError, zlib.error) as error:
+        raise ParseError(f"{name}: the gzip data is truncated or corrupt after {inflated:,} "
+                         f"bytes of text ({error})") from None
+
+
+# -- looking ahead ----------------------------------------------------------------------------
+def read_head(source: Source, limit: int = 65536) -> bytes | None:
+    """The first ``limit`` bytes of a path or bytes source, gunzipped; None for stdin,
+    streams and chunk iterables, which cannot be read twice."""
+    if isinstance(source, (bytes, bytearray)):
+        return bytes(source[:limit])
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.exists(source):
+        with open(source, "rb") as raw:
+            return _maybe_gunzip(raw).read(limit)
+    return None
+
+
+def first_line(source: Source) -> bytes | None:
+    """The first line (without its end) of a path or bytes source; None where unknown.
+
+    Examples
+    --------
+    >>> first_line(b"id,click\\r\\n1,0\\n"), first_line(iter([b"1 |a x\\n"]))
+    (b'id,click', None)
+    """
+    head = read_head(source)
+    return None if head is None else head.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def discovery_head(source: Source | None, what: str) -> bytes:
+    """The first DISCOVERY_BYTES of ``source``, to discover a schema from; a ValueError
+    asking for ``what`` where the source cannot be read ahead."""
+    head = None if source is None else read_head(source, DISCOVERY_BYTES)
+    if head is None:
+        raise ValueError(f"cannot read ahead in {source!r} to discover the schema: pass {what} "
+                         "(or a hasher built by hasher_for from a file)")
+    return head
+
+
+def whole_lines(head: bytes) -> bytes:
+    """``head`` without a last partial line (it may be cut by the read limit)."""
+    return head[: head.rfind(b"\n") + 1] or head
+
+
+# -- cutting block streams at line ends -------------------------------------------------------
+def split_first_line(blocks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
+    """The first line of a block stream (without its end) and the blocks after it."""
+    head = b""
+    for block in blocks:
+        head += block
+        if b"\n" in block:
+            break
+    line, _, rest = head.partition(b"\n")
+    return line.rstrip(b"\r"), itertools.chain([rest] if rest else [], blocks)
+
+
+def with_final_newline(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    """The blocks, plus a newline if the data does not end with one (so its last line parses)."""
+    last = b""
+    for block in blocks:
+        if block:
+            last = block
+            yield block
+    if last and not last.endswith(b"\n"):
+        yield b"\n"
+
+
+def line_runs(blocks: Iterator[bytes], rows: int) -> Iterator[list[bytes]]:
+    """The blocks regrouped into runs of whole lines, about ``rows`` lines each (sized by the
+    first block's line length); the blocks must end with a newline."""
+    target, run, size = 0, [], 0
+    for block in blocks:
+        if not target:
+            target = max(BLOCK_BYTES, rows * len(block) // max(block.count(b"\n"), 1))
+        size += len(block)
+        if size < target:
+            run.append(block)
+            continue
+        cut = block.rfind(b"\n") + 1
+        if not cut:  # a line longer than the run: keep going
+            run.append(block)
+            continue
+        run.append(block[:cut])
+        yield run
+        run, size = ([block[cut:]], len(block) - cut) if cut < len(block) else ([], 0)
+    if run:
+        yield run

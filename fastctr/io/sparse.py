@@ -1,0 +1,249 @@
+"""VW text, libsvm and libffm: one compiled parser (``_parse_sparse``) for the three, under
+the block loop of :class:`~fastctr.io.reader.BlockReader`; the discovery of VW namespaces
+and libffm fields from the start of a file.
+
+How each format becomes hashed rows (every row also starts with the bias, field id 0):
+
+``"vw"``
+    Vowpal Wabbit text ``label [importance] [tag]|namespace[:scale] feature[:value] ...``.
+    Labels -1/0/1 become 0/1; the importance goes to ``HashedRows.weights`` (1 when absent);
+    the tag is ignored. Each namespace is a hasher field named by the *whole* namespace name
+    (VW's anonymous namespace ``| a b`` is the field ``" "``), and its features are hashed
+    like categorical values of that field: bucket ``murmur3_32(feature, seed=field_seed) &
+    mask`` with ``field_seed = murmur3_32(namespace, hash_seed)``, value ``value * scale``
+    (default 1). A namespace that is not a hasher field is an error, or, with
+    ``unknown_namespace="other"``, goes to the field ``"other"`` (its features keep their
+    own namespace's seed). Lines without a label are read when ``labeled=False``.
+``"libsvm"``
+    ``label index:value ...``: indices are buckets as they are (pre-hashed), so each must be
+    below ``2**bits``; with ``hash_indices=True`` the index's decimal text is hashed as a
+    categorical value of the one field ``"features"`` instead. Features have field id 1.
+``"libffm"``
+    ``label field:index:value ...``: field ``f`` has field id ``f + 1`` and must be below the
+    hasher's number of fields (named ``"0"``, ``"1"``, ...); indices as for libsvm, hashed
+    with field ``f``'s seed when ``hash_indices=True``.
+
+Bias and pre-hashed indices share one table, so the bias bucket may meet an index: as in VW
+with its constant feature, this costs nothing measurable.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from fastctr._ext import _parse_sparse
+from fastctr._ext._parse_sparse import SparseErrorCode as E
+from fastctr._ext._parse_sparse import SparseFormat
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.reader import Batch, BlockReader
+from fastctr.io.sources import Source, discovery_head, first_line, whole_lines
+
+#: VW's name for the namespace of features before any named one (``| a b``)
+VW_DEFAULT_NAMESPACE = " "
+OTHER = "other"
+
+_LABEL = "expected a label -1, 0 or 1"
+_WORDING = {
+    E.ERR_BAD_LABEL: "token {tok}: " + _LABEL + ", got {token!r}",
+    E.ERR_MISSING_LABEL: _LABEL + " first{where}",
+    E.ERR_BAD_WEIGHT: "token {tok}: expected an importance weight >= 0 after the label, got {token!r}",
+    E.ERR_EXTRA_LABEL_TOKEN: "token {tok}: expected 'label [importance] ['tag]' before the first '|', "
+                             "got an extra token {token!r}",
+    E.ERR_NO_BAR: "expected '|' before the features ('label [importance] [tag]|namespace "
+                  "feature ...')",
+    E.ERR_UNKNOWN_NAMESPACE: "token {tok}: namespace {token!r} is not among the hasher's fields {fields}: "
+                             "declare it (hasher_for('vw', namespaces=[...])) or pass "
+                             "unknown_namespace='other'",
+    E.ERR_BAD_FEATURE: "token {tok}: expected feature[:value], got {token!r}",
+    E.ERR_BAD_VALUE: "token {tok}: expected a number after ':', got {token!r}",
+    E.ERR_BAD_INDEX: "token {tok}: expected {shape} with an integer index >= 0, got {token!r}",
+    E.ERR_INDEX_RANGE: "token {tok}: index {token!r} is not below 2**bits = {size}: hash with "
+                       "more bits or pass hash_indices=True",
+    E.ERR_BAD_FIELD: "token {tok}: expected field:index:value with an integer field >= 0, "
+                     "got {token!r}",
+    E.ERR_FIELD_RANGE: "token {tok}: field {token!r} is not below the hasher's {n} fields: "
+                       "pass n_fields= (or a hasher with more fields)",
+}
+
+
+class SparseReader(BlockReader):
+    """Batches of HashedRows from VW text, libsvm or libffm lines (see the module docstring).
+
+    Parameters
+    ----------
+    source : path, '-', binary file or iterable of bytes
+        Where the lines come from; gzip is detected by content.
+    format : {"vw", "libsvm", "libffm"}
+    hasher : FeatureHasher
+        Its fields are the VW namespaces, the one libsvm field or the libffm fields; its
+        ``bits`` and ``hash_seed`` are used.
+    labeled : bool, default=True
+        Whether every line must have a label (VW only; libsvm and libffm always have one).
+    unknown_namespace : {"error", "other"}, default="error"
+        VW: what an undeclared namespace does (``"other"`` needs a hasher field ``"other"``).
+    hash_indices : bool, default=False
+        libsvm/libffm: hash index tokens instead of using them as buckets.
+    batch_size, on_error
+        As in :class:`~fastctr.io.reader.BlockReader`.
+    """
+
+    def __init__(self, source: Source, format: str, hasher: FeatureHasher, *, labeled: bool = True,
+                 unknown_namespace: str = "error", hash_indices: bool = False,
+                 batch_size: int = 100_000, on_error: str = "raise") -> None:
+        super().__init__(source, batch_size=batch_size, on_error=on_error)
+        if unknown_namespace not in ("error", OTHER):
+            raise ValueError(f"unknown_namespace must be 'error' or 'other'. Got {unknown_namespace!r}.")
+        if unknown_namespace == OTHER and OTHER not in hasher.fields:
+            raise ValueError("unknown_namespace='other' needs a hasher field named 'other'")
+        self.format = format
+        self.hasher = hasher
+        self.labeled = labeled
+        self.weighted = format == "vw"
+        other = hasher.fields.index(OTHER) if unknown_namespace == OTHER else -1
+        self._code = {"vw": SparseFormat.VW, "libsvm": SparseFormat.LIBSVM,
+                      "libffm": SparseFormat.LIBFFM}[format]
+        self._options = (int(hasher.hash_seed), other, labeled, hash_indices)
+
+    def _parse(self, buf: bytes, pos: int, batch: Batch, errors: np.ndarray) -> tuple:
+        return _parse_sparse.parse_sparse(buf, pos, self._code, self.hasher._spec, self._options,
+                                          batch.views(), self.on_error == "skip", errors)
+
+    def _describe(self, code: int, col: int, token: bytes) -> str:
+        return _WORDING[code].format(
+            token=token, tok=col + 1, fields=list(self.hasher.fields), size=1 << self.hasher.bits,
+            n=len(self.hasher.fields), where=" (before the first '|')" if self.format == "vw" else "",
+            shape="field:index:value" if self.format == "libffm" else "index:value")
+
+
+# -- hashers: the fields of each format, declared or discovered ---------------------------------
+def vw_hasher(source: Source | None = None, *, namespaces: Sequence[str] | None = None,
+              unknown_namespace: str = "error", **hasher_params) -> FeatureHasher:
+    """The FeatureHasher of VW text: one field per namespace, declared or discovered from
+    ``source`` (plus ``"other"`` with ``unknown_namespace="other"``); see
+    :func:`~fastctr.io.detect.hasher_for`.
+
+    Examples
+    --------
+    >>> vw_hasher(b"1 |user age:3 |ad a1\\n", unknown_namespace="other").fields
+    ('user', 'ad', 'other')
+    """
+    names = list(namespaces if namespaces is not None else vw_namespaces(discovery_head(source, "namespaces")))
+    if unknown_namespace == OTHER and OTHER not in names:
+        names.append(OTHER)
+    return FeatureHasher(fields=names, **hasher_params)
+
+
+def libsvm_hasher(**hasher_params) -> FeatureHasher:
+    """The FeatureHasher of libsvm lines: the one field ``"features"``."""
+    return FeatureHasher(fields=("features",), **hasher_params)
+
+
+def libffm_hasher(source: Source | None = None, *, n_fields: int | None = None,
+                  **hasher_params) -> FeatureHasher:
+    """The FeatureHasher of libffm lines: fields ``"0"`` .. ``str(n_fields - 1)``, their number
+    declared or discovered from ``source``."""
+    n = n_fields if n_fields is not None else libffm_n_fields(discovery_head(source, "n_fields"))
+    return FeatureHasher(fields=[str(f) for f in range(n)], **hasher_params)
+
+
+def vw_namespaces(head: bytes) -> list[str]:
+    """Namespace names of VW lines in order of first appearance ('' is VW's ``" "``).
+
+    Examples
+    --------
+    >>> vw_namespaces(b"1 |a x |b y\\n-1 'tag| z |c:2 w\\n")
+    ['a', 'b', ' ', 'c']
+    """
+    names = dict.fromkeys(m.decode() or VW_DEFAULT_NAMESPACE
+                          for m in re.findall(rb"\|([^\s|:]*)", whole_lines(head)))
+    return list(names)
+
+
+def libffm_n_fields(head: bytes) -> int:
+    """One more than the largest field number of libffm lines.
+
+    Examples
+    --------
+    >>> libffm_n_fields(b"1 0:5:1 3:7:1\\n0 1:2:1\\n")
+    4
+    """
+    fields = re.findall(rb"(?:^|\s)(\d+):\d+:", whole_lines(head), re.M)
+    return 1 + max(map(int, fields), default=0)
+
+
+# -- readers ----------------------------------------------------------------------------------
+def read_vw(source: Source, hasher: FeatureHasher | None = None, *, labeled: bool | None = None,
+            unknown_namespace: str = "error", batch_size: int = 100_000,
+            on_error: str = "raise") -> SparseReader:
+    """Read Vowpal Wabbit text lines in hashed batches (labels, importance weights, fields).
+
+    Parameters
+    ----------
+    source : path, '-', binary file or iterable of bytes
+    hasher : FeatureHasher, optional
+        Fields are namespace names; by default ``vw_hasher(source)`` discovers them.
+    labeled : bool, optional
+        Whether lines have labels; read off the first line by default (labelled when it
+        cannot be read ahead, as from stdin).
+    unknown_namespace, batch_size, on_error
+        As in :class:`SparseReader`.
+
+    Examples
+    --------
+    >>> data = b"1 2.0 'a|user age:3 |ad a1\\n-1 |user age:5\\n"
+    >>> batch = next(iter(read_vw(data)))
+    >>> batch.labels.tolist(), batch.weights.tolist(), batch.fields.tolist()
+    ([1.0, 0.0], [2.0, 1.0], [0, 1, 2, 0, 1])
+    >>> batch.values.tolist()
+    [1.0, 3.0, 1.0, 1.0, 5.0]
+    """
+    hasher = vw_hasher(source, unknown_namespace=unknown_namespace) if hasher is None else hasher
+    if labeled is None:
+        labeled = _vw_labeled(first_line(source))
+    return SparseReader(source, "vw", hasher, labeled=labeled, unknown_namespace=unknown_namespace,
+                        batch_size=batch_size, on_error=on_error)
+
+
+def _vw_labeled(line: bytes | None) -> bool:
+    """Whether a VW line has a label (unknown lines count as labelled)."""
+    if line is None or b"|" not in line:
+        return True
+    head = line.split(b"|", 1)[0]
+    tokens = head.split()
+    if tokens and (not head[-1:].isspace() or tokens[-1].startswith(b"'")):
+        tokens.pop()  # the tag
+    return bool(tokens)
+
+
+def read_libsvm(source: Source, hasher: FeatureHasher | None = None, *, hash_indices: bool = False,
+                batch_size: int = 100_000, on_error: str = "raise") -> SparseReader:
+    """Read libsvm lines ``label index:value ...`` in hashed batches.
+
+    Examples
+    --------
+    >>> batch = next(iter(read_libsvm(b"+1 3:1 70:0.5\\n-1 3:1\\n")))
+    >>> batch.labels.tolist(), batch.indices[1:3].tolist(), batch.values[1:3].tolist()
+    ([1.0, 0.0], [3, 70], [1.0, 0.5])
+    """
+    hasher = libsvm_hasher() if hasher is None else hasher
+    return SparseReader(source, "libsvm", hasher, hash_indices=hash_indices,
+                        batch_size=batch_size, on_error=on_error)
+
+
+def read_libffm(source: Source, hasher: FeatureHasher | None = None, *, n_fields: int | None = None,
+                hash_indices: bool = False, batch_size: int = 100_000,
+                on_error: str = "raise") -> SparseReader:
+    """Read libffm lines ``label field:index:value ...`` in hashed batches.
+
+    Examples
+    --------
+    >>> batch = next(iter(read_libffm(b"1 0:3:1 2:70:0.5\\n")))
+    >>> batch.fields.tolist(), batch.indices[1:].tolist()
+    ([0, 1, 3], [3, 70])
+    """
+    if hasher is None:
+        hasher = libffm_hasher(source, n_fields=n_fields)
+    return SparseReader(source, "libffm", hasher, hash_indices=hash_indices,
+                        batch_size=batch_size, on_error=on_error)
