@@ -1,7 +1,13 @@
 """fastctr: fast online click-through-rate learning over hashed sparse rows."""
 
 from fastctr._version import __version__
-from fastctr.exceptions import DivergenceError, ModelFileError, NotFittedError, ParseError
+from fastctr.exceptions import (
+    DivergenceError,
+    InvalidParameterError,
+    ModelFileError,
+    NotFittedError,
+    ParseError,
+)
 from fastctr.io.criteo import read_criteo
 from fastctr.io.csv import read_csv
 from fastctr.io.detect import hasher_for, read_data
@@ -21,6 +27,7 @@ __all__ = [
     "FTRLClassifier",
     "FeatureHasher",
     "HashedRows",
+    "InvalidParameterError",
     "ModelFileError",
     "NotFittedError",
     "ParseError",

@@ -20,3 +20,9 @@ class DivergenceError(FloatingPointError, ValueError):
 class ParseError(ValueError):
     """A line of a log file does not match its format, or its gzip data is damaged; the
     message names the file, the line and the field."""
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter of an estimator, the hasher, a reader, ``train`` or the command line is
+    invalid; the message names it, what it must be and the value it got (scikit-learn's
+    wording, and like scikit-learn's error both a ValueError and a TypeError)."""

@@ -126,18 +126,37 @@ def test_custom_schema_and_dataframe():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"bits": 17}, "bits must be an int in 18..30"),
-        ({"bits": 31}, "bits must be an int in 18..30"),
-        ({"numeric_transform": "sqrt"}, "numeric_transform must be one of"),
-        ({"crosses": [("C1", "nope")]}, "cross"),
-        ({"fields": ["a", "a"]}, "distinct"),
-        ({"fields": ["a"], "numeric": ["b"]}, "numeric field 'b'"),
-        ({"hash_seed": -1}, "hash_seed"),
+        ({"bits": 17}, r"The 'bits' parameter of FeatureHasher must be an int in the range "
+                       r"\[18, 30\]\. Got 17 instead\."),
+        ({"bits": 31}, r"'bits' parameter of FeatureHasher must be an int in the range \[18, 30\]"),
+        ({"bits": 20.0}, r"'bits' parameter .* Got 20.0 instead"),
+        ({"bits": True}, r"'bits' parameter .* Got True instead"),
+        ({"numeric_transform": "sqrt"},
+         r"The 'numeric_transform' parameter of FeatureHasher must be a str among "
+         r"\{'bin', 'value', 'log1p'\}\. Got 'sqrt' instead\."),
+        ({"crosses": [("C1", "nope")]}, r"'crosses' parameter .* Got the cross \('C1', 'nope'\)"),
+        ({"crosses": [("C1",)]}, r"'crosses' parameter .* must be a sequence of \(str, str\) pairs"),
+        ({"fields": ["a", "a"]}, "'fields' parameter .* distinct"),
+        ({"fields": []}, r"'fields' parameter .* str \(at least 1\)\. Got \[\] instead"),
+        ({"fields": "C1"}, "'fields' parameter .* must be None or a sequence of distinct non-empty str"),
+        ({"fields": ["a"], "numeric": ["b"]}, "'numeric' parameter .* Got 'b'"),
+        ({"hash_seed": -1}, r"The 'hash_seed' parameter of FeatureHasher must be an int in the "
+                            r"range \[0, 4294967295\]\. Got -1 instead\."),
+        ({"hash_seed": 2**32}, r"'hash_seed' parameter .* Got 4294967296 instead"),
     ],
 )
 def test_bad_hasher_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         FeatureHasher(**kwargs)
+
+
+def test_hasher_parameter_limits_and_sequences_accepted():
+    import pandas as pd
+
+    assert FeatureHasher(bits=18, hash_seed=2**32 - 1).hash_seed == 2**32 - 1
+    assert FeatureHasher(bits=np.int64(30)).bits == 30
+    hasher = FeatureHasher(fields=pd.Index(["a", "b"]), numeric=np.array(["b"]), bits=18)
+    assert hasher.fields == ("a", "b") and hasher.numeric == ("b",)
 
 
 def test_bad_numeric_value_names_row_and_field():

@@ -23,11 +23,20 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterable, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from fastctr._ext._hash import hash_dict_rows, murmur3_32
+from fastctr._validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    PairSequence,
+    StrSequence,
+    validate_params,
+)
 from fastctr.io.rows import HashedRows
 
 # Interned, like the literal keys of dict rows written in code ({"I1": 3}), so that rows built
@@ -36,6 +45,44 @@ CRITEO_NUMERIC = tuple(sys.intern(f"I{i}") for i in range(1, 14))
 CRITEO_CATEGORICAL = tuple(sys.intern(f"C{i}") for i in range(1, 27))
 CRITEO_FIELDS = CRITEO_NUMERIC + CRITEO_CATEGORICAL
 NUMERIC_TRANSFORMS = ("bin", "value", "log1p")
+
+#: The hashing parameters' valid values, shared by every estimator (which owns a hasher). bits
+#: stops at 30: the kernels and scorers index buckets with int32 and the 2**bits tables are
+#: allocated whole; 2**18 is the smallest table the kernels are tuned and tested for.
+HASHING_CONSTRAINTS = {
+    "fields": [None, StrSequence(distinct=True, min_len=1)],
+    "numeric": [None, StrSequence(distinct=False)],
+    "bits": [Interval(Integral, 18, 30, closed="both")],
+    "hash_seed": [Interval(Integral, 0, 2**32 - 1, closed="both")],
+    "numeric_transform": [Options(str, NUMERIC_TRANSFORMS)],
+    "crosses": [PairSequence()],
+}
+
+
+def validate_hashing(params: dict[str, Any], caller: str) -> None:
+    """Check hashing parameters (as given to FeatureHasher or an estimator) one by one, then
+    together: the numeric fields and the crossed ones must be among the fields.
+
+    Raises :class:`~fastctr.exceptions.InvalidParameterError` worded as scikit-learn's, e.g.
+    "The 'bits' parameter of FTRLClassifier must be an int in the range [18, 30]. Got 17
+    instead."
+    """
+    validate_params(HASHING_CONSTRAINTS, params, caller)
+    fields = CRITEO_FIELDS if params["fields"] is None else tuple(params["fields"])
+    known = set(fields)
+    for name in params["numeric"] or ():
+        if name not in known:
+            raise InvalidParameterError(
+                f"The 'numeric' parameter of {caller} must name fields among the 'fields' "
+                f"{fields}. Got {name!r}, which is not one of them.")
+    for pair in params["crosses"]:
+        if any(name not in known for name in pair):
+            raise InvalidParameterError(
+                f"The 'crosses' parameter of {caller} must pair fields among the 'fields' "
+                f"{fields}. Got the cross {tuple(pair)!r}.")
+    if 1 + len(fields) + len(params["crosses"]) > 2**16:
+        raise InvalidParameterError(
+            f"{caller} takes at most 65535 fields and crosses together (field ids are uint16)")
 
 
 def numeric_bin(x: float) -> int:
@@ -85,42 +132,19 @@ class FeatureHasher:
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
     ) -> None:
+        validate_hashing(dict(fields=fields, numeric=numeric, bits=bits, hash_seed=hash_seed,
+                              numeric_transform=numeric_transform, crosses=crosses),
+                         "FeatureHasher")
         # interned, so dict rows with literal keys match their fields by identity (fast path)
-        self.fields = tuple(sys.intern(f) if isinstance(f, str) else f
-                            for f in (CRITEO_FIELDS if fields is None else fields))
+        self.fields = tuple(sys.intern(str(f)) for f in (CRITEO_FIELDS if fields is None else fields))
         if numeric is None:
             numeric = CRITEO_NUMERIC if fields is None else ()
         self.numeric = tuple(numeric)
-        self.bits = bits
-        self.hash_seed = hash_seed
+        self.bits = int(bits)
+        self.hash_seed = int(hash_seed)
         self.numeric_transform = numeric_transform
         self.crosses = tuple(tuple(pair) for pair in crosses)
-        self._validate()
         self._spec = self._build_spec()
-
-    def _validate(self) -> None:
-        if not isinstance(self.bits, (int, np.integer)) or not 18 <= self.bits <= 30:
-            raise ValueError(f"bits must be an int in 18..30. Got {self.bits!r} instead.")
-        if not isinstance(self.hash_seed, (int, np.integer)) or not 0 <= self.hash_seed < 2**32:
-            raise ValueError(f"hash_seed must be an int in [0, 2**32). Got {self.hash_seed!r}.")
-        if self.numeric_transform not in NUMERIC_TRANSFORMS:
-            raise ValueError(
-                f"numeric_transform must be one of {NUMERIC_TRANSFORMS}. "
-                f"Got {self.numeric_transform!r} instead."
-            )
-        if not self.fields or len(set(self.fields)) != len(self.fields):
-            raise ValueError("fields must be a non-empty sequence of distinct names")
-        if any(not isinstance(f, str) or not f for f in self.fields):
-            raise ValueError("every field name must be a non-empty str")
-        known = set(self.fields)
-        for name in self.numeric:
-            if name not in known:
-                raise ValueError(f"numeric field {name!r} is not among the fields {self.fields}")
-        for pair in self.crosses:
-            if len(pair) != 2 or any(name not in known for name in pair):
-                raise ValueError(f"cross {pair!r} must name two of the fields {self.fields}")
-        if 1 + len(self.fields) + len(self.crosses) > 2**16:
-            raise ValueError("at most 65535 fields and crosses together")
 
     def _build_spec(self) -> tuple:
         # The tuple layout is read by src_ext/rowspec.pxd:make_spec.
