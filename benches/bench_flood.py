@@ -14,7 +14,7 @@ untimed warm-up round so numba compilation stays out of the figures.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -41,7 +41,7 @@ def _connectivity(ndim: int, conn: int) -> int:
     return 1 if conn in (4, 6) else ndim
 
 
-@lru_cache(maxsize=None)
+@cache
 def _case(shape: tuple[int, ...], pattern: str, conn: int) -> tuple[np.ndarray, tuple[int, ...]]:
     """The image and a seed in its largest region (for ``uniform``, the centre)."""
     if PATTERNS[pattern] is None:
@@ -56,7 +56,7 @@ def _case(shape: tuple[int, ...], pattern: str, conn: int) -> tuple[np.ndarray, 
     return image, tuple(int(c) for c in seed)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _reference(shape: tuple[int, ...], pattern: str, conn: int) -> np.ndarray:
     """fastctr's mask for a case, against which the peers are checked."""
     image, seed = _case(shape, pattern, conn)

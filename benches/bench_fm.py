@@ -19,14 +19,13 @@ from __future__ import annotations
 import itertools
 import os
 
-import numpy as np
 import pytest
 
+from fastctr.io.criteo import read_criteo
 from fastctr.io.datasets import criteo_rows, make_criteo
+from fastctr.io.hashing import CRITEO_FIELDS, FeatureHasher
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
-from fastctr.io.hashing import CRITEO_FIELDS, FeatureHasher
-from fastctr.io.criteo import read_criteo
 
 N_ROWS = int(os.environ.get("FASTCTR_BENCH_ROWS", "20000"))
 ROUNDS = int(os.environ.get("FASTCTR_BENCH_ROUNDS", "3"))

@@ -108,10 +108,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         ref = by_name.get(bench.extra_info.get("vs", ""))
         if ref is None:
             continue
-        ratio = bench.stats.median / ref.stats.median * ref.extra_info.get("rows", 1) / bench.extra_info.get("rows", 1)
+        rows = ref.extra_info.get("rows", 1) / bench.extra_info.get("rows", 1)
+        ratio = bench.stats.median / ref.stats.median * rows
         lines.append(f"{bench.name:<44} vs {ref.name:<34} {ratio:8.2f}x the time per row")
     if lines:
-        terminalreporter.write_sep("-", "peers: time per row relative to fastctr (median; >1 = fastctr faster)")
+        terminalreporter.write_sep(
+            "-", "peers: time per row relative to fastctr (median; >1 = fastctr faster)")
         for line in lines:
             terminalreporter.write_line(line)
     paired = [b for b in session.benchmarks if "speedup" in b.extra_info]

@@ -124,7 +124,8 @@ def test_vw_unknown_namespace_goes_to_other():
 @pytest.mark.parametrize("ffm", [False, True])
 @pytest.mark.parametrize("hash_indices", [False, True])
 def test_libsvm_and_libffm_match_the_reference(ffm, hash_indices):
-    lines = _svm_lines(np.random.default_rng(2), 2_000, ffm, max_index=2**BITS if not hash_indices else 10**12)
+    max_index = 10**12 if hash_indices else 2**BITS
+    lines = _svm_lines(np.random.default_rng(2), 2_000, ffm, max_index=max_index)
     hasher = hasher_for("libffm", n_fields=5, bits=BITS) if ffm else hasher_for("libsvm", bits=BITS)
     read = read_libffm if ffm else read_libsvm
     got = _rows(read(_data(lines), hasher, hash_indices=hash_indices, batch_size=300))
@@ -327,7 +328,8 @@ def test_ftrl_learns_from_each_format(fmt):
     data = _as_format(fmt, values, labels)
     hasher = hasher_for(fmt, data, bits=BITS, label="click")
     model = FTRLClassifier(**hasher.get_params())
-    batches = list(read_data(data, "auto", hasher, batch_size=1_000, **({"label": "click"} if fmt == "csv" else {})))
+    options = {"label": "click"} if fmt == "csv" else {}
+    batches = list(read_data(data, "auto", hasher, batch_size=1_000, **options))
     for batch in batches[:10]:
         model.partial_fit(batch)
     test = batches[10:]

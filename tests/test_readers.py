@@ -12,8 +12,8 @@ import pytest
 
 from fastctr import FeatureHasher, ParseError, read_criteo
 from fastctr.io import sources
-from fastctr.io.reader import MAX_ERROR_EXAMPLES
 from fastctr.io.datasets import make_criteo, write_criteo
+from fastctr.io.reader import MAX_ERROR_EXAMPLES
 
 HASHER = FeatureHasher(bits=18)
 

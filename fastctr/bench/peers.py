@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from fastctr.online import metrics
 from fastctr.io.hashing import CRITEO_FIELDS, CRITEO_NUMERIC
+from fastctr.online import metrics
 
 log = logging.getLogger(__name__)
 
@@ -667,10 +667,10 @@ def format_table(results: Sequence[PeerResult], skipped: dict[str, str],
             "peak RSS MB (+growth) | prep s |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in results:
-        t, l = rat.get(r.peer, (math.nan, math.nan))
+        train_x, latency_x = rat.get(r.peer, (math.nan, math.nan))
         lines.append(
-            f"| {r.peer} | {r.kind} | {r.train_rows_per_s:,.0f} | {t:.2f}x | "
-            f"{r.predict_one_median_us:.2f} | {r.predict_one_p99_us:.2f} | {l:.2f}x | "
+            f"| {r.peer} | {r.kind} | {r.train_rows_per_s:,.0f} | {train_x:.2f}x | "
+            f"{r.predict_one_median_us:.2f} | {r.predict_one_p99_us:.2f} | {latency_x:.2f}x | "
             f"{r.predict_rows_per_s:,.0f} | {r.auc:.4f} | {r.log_loss:.4f} | "
             f"{r.peak_rss_mb:,.0f} (+{r.rss_growth_mb:,.0f}) | {r.prep_s:.2f} |")
     lines.append("")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+
 @njit(cache=True)
 def _grown(work: np.ndarray, used: int) -> np.ndarray:
     """Copy of the 2-D ``work`` array with twice the rows; first ``used`` kept."""
@@ -514,9 +515,9 @@ def bit_fill(img, mask, lead_shape, width, seed_row, seed_x, dlead, drow,
                 # An unfilled reached candidate starts an unfilled run.
                 seeds = reach & cand[nrow, t] & ~fill[nrow, t]
                 if seeds != 0:
-                    f, l = _fill_runs(cand, fill, nrow, t, seeds)
-                    first = min(first, f)
-                    last = max(last, l)
+                    run_first, run_last = _fill_runs(cand, fill, nrow, t, seeds)
+                    first = min(first, run_first)
+                    last = max(last, run_last)
             if last >= 0:
                 if queued[nrow]:
                     dirty[nrow, 0] = min(dirty[nrow, 0], first)

@@ -101,9 +101,10 @@ def flood(
 
     Fills never recurse; work lists live in arrays. Besides the mask, a fill
     along rows of 64 or more cells (the contiguous axis) keeps two bitmasks,
-    a quarter byte per cell, and 42 bytes per row. The image is read in place when some permutation of its axes is C-contiguous
-    (so C and Fortran order cost nothing); other views, float16, and
-    non-native byte order are copied once.
+    a quarter byte per cell, and 42 bytes per row. The image is read in
+    place when some permutation of its axes is C-contiguous (so C and
+    Fortran order cost nothing); other views, float16, and non-native byte
+    order are copied once.
 
     Reproducing scikit-image exactly includes one quirk: the footprint's
     offsets are sorted by distance from the centre and the first is dropped,
@@ -251,7 +252,7 @@ def flood_fill(
     Traceback (most recent call last):
         ...
     ValueError: new_value 300 does not fit dtype uint8 (integers in [0, 255]); pick a value in that range or convert the image first, e.g. image.astype(np.int64)
-    """
+    """  # noqa: E501 (a doctest's expected error message is one line)
     if in_place:
         if not isinstance(image, np.ndarray):
             raise TypeError(

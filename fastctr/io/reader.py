@@ -262,7 +262,8 @@ class DelimitedReader(BlockReader):
         self.columns = tuple(columns)
         position = {name: i for i, name in enumerate(self.hasher.fields)}
         self._col_field = np.array(
-            [_parse.ColumnRole.LABEL if c == label else position.get(c, _parse.ColumnRole.IGNORE) for c in self.columns],
+            [_parse.ColumnRole.LABEL if c == label else position.get(c, _parse.ColumnRole.IGNORE)
+             for c in self.columns],
             np.int32,
         )
         self.labeled = label in self.columns

@@ -11,12 +11,12 @@ import os
 import sys
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 from fastctr.exceptions import ParseError
 from fastctr.io.ahead import read_ahead
 
-Source = Union[str, os.PathLike, BinaryIO, Iterable[bytes]]
+Source = str | os.PathLike | BinaryIO | Iterable[bytes]
 BLOCK_BYTES = 1 << 20
 #: bytes read from the start of a file to discover VW namespaces, libffm fields or a header
 DISCOVERY_BYTES = 1 << 20

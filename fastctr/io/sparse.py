@@ -129,7 +129,9 @@ def vw_hasher(source: Source | None = None, *, namespaces: Sequence[str] | None 
     >>> vw_hasher(b"1 |user age:3 |ad a1\\n", unknown_namespace="other").fields
     ('user', 'ad', 'other')
     """
-    names = list(namespaces if namespaces is not None else vw_namespaces(discovery_head(source, "namespaces")))
+    if namespaces is None:
+        namespaces = vw_namespaces(discovery_head(source, "namespaces"))
+    names = list(namespaces)
     if unknown_namespace == OTHER and OTHER not in names:
         names.append(OTHER)
     return FeatureHasher(fields=names, **hasher_params)

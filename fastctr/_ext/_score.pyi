@@ -1,0 +1,103 @@
+"""Type stubs of the compiled ``fastctr._ext._score`` (src_ext/_score.pyx): single-row
+serving, a raw row (a dict, or one tab-separated line) hashed and scored in one call."""
+import numpy as np
+import numpy.typing as npt
+
+#: a raw row: {field name: value}, or the fields' values in schema order separated by tabs
+_RawRow = dict[str, object] | str | bytes
+
+DTYPES: tuple[str, ...]
+
+class RowHasher:
+    """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
+
+    def __init__(self, spec_arrays: tuple, keys: tuple[str, ...]) -> None: ...
+    def hash_row(
+        self, row: _RawRow
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.uint16]]:
+        """(indices, values, fields) of one raw row, as new arrays."""
+
+class FTRLScorer:
+    """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket)."""
+
+    def __init__(
+        self,
+        hasher: RowHasher,
+        zn: npt.NDArray[np.float64],
+        alpha: float,
+        beta: float,
+        l1: float,
+        l2: float,
+    ) -> None: ...
+    def predict_one(self, row: _RawRow) -> float: ...
+    def predict_hashed(self, indices: npt.ArrayLike, values: npt.ArrayLike) -> float: ...
+
+class FMScorer:
+    """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket)."""
+
+    def __init__(
+        self,
+        hasher: RowHasher,
+        zn: npt.NDArray[np.float64],
+        vg: npt.NDArray[np.float64],
+        hp: npt.NDArray[np.float64],
+    ) -> None: ...
+    def predict_one(self, row: _RawRow) -> float: ...
+    def predict_hashed(
+        self,
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        fields: npt.NDArray[np.uint16] | None = None,
+    ) -> float: ...
+
+class FFMScorer:
+    """Scores rows against live FFM state: FTRL ``zn`` and latent ``vg`` (bucket, field, V | G)."""
+
+    def __init__(
+        self,
+        hasher: RowHasher,
+        zn: npt.NDArray[np.float64],
+        vg: npt.NDArray[np.float64],
+        hp: npt.NDArray[np.float64],
+    ) -> None: ...
+    def predict_one(self, row: _RawRow) -> float: ...
+    def predict_hashed(
+        self,
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        fields: npt.NDArray[np.uint16] | None = None,
+    ) -> float: ...
+
+class DenseScorer:
+    """Scores rows with one stored weight per bucket (float32, float16 as uint16, or int8;
+    ``dtype`` indexes DTYPES)."""
+
+    def __init__(
+        self, hasher: RowHasher, weights: np.ndarray, dtype: int, scale: float, bits: int
+    ) -> None: ...
+    def predict_one(self, row: _RawRow) -> float: ...
+    def score(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        out: npt.NDArray[np.float64],
+        start: int,
+        stop: int,
+        proba: bool,
+    ) -> None:
+        """Rows ``start:stop`` of a CSR batch into ``out`` (margins, or with ``proba`` the
+        probabilities of no click and click); the GIL is released."""
+
+class TableScorer(DenseScorer):
+    """Weights of the non-zero buckets only, in a linear-probing table keyed by bucket."""
+
+    def __init__(
+        self,
+        hasher: RowHasher,
+        keys: npt.NDArray[np.uint32],
+        weights: np.ndarray,
+        dtype: int,
+        scale: float,
+        bits: int,
+    ) -> None: ...
