@@ -69,12 +69,15 @@ class _NoneConstraint(Constraint):
 
 
 def _is_int(value: Any) -> bool:
-    # bool is an Integral to Python, never a count or a size to us
-    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_))
+    # bool is an Integral to Python, never a count or a size to us; `type is` first: the ABC
+    # check is slow and estimators check their parameters at every fit and predict
+    return type(value) is int or (isinstance(value, Integral)
+                                  and not isinstance(value, (bool, np.bool_)))
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+    return type(value) in (float, int) or (isinstance(value, Real)
+                                           and not isinstance(value, (bool, np.bool_)))
 
 
 class Interval(Constraint):
@@ -96,7 +99,7 @@ class Interval(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         if not (_is_int(value) if self.type is Integral else _is_real(value)):
             return False
-        if math.isnan(value):
+        if value != value:  # NaN
             return False
         left, right = self.left, self.right
         if left is not None and (value < left or (value == left and self.closed in ("right", "neither"))):
@@ -184,7 +187,10 @@ def _as_constraints(constraints: list) -> list[Constraint]:
 
 def is_valid(value: Any, constraints: list) -> bool:
     """Whether ``value`` satisfies any of ``constraints``."""
-    return any(c.is_satisfied_by(value) for c in _as_constraints(constraints))
+    for c in constraints:
+        if (value is None) if c is None else c.is_satisfied_by(value):
+            return True
+    return False
 
 
 def describe(constraints: list) -> str:

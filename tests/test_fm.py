@@ -270,13 +270,13 @@ def test_divergence_error_keeps_learned_rows():
 # -- API surface ------------------------------------------------------------------------------
 def test_parameter_validation_messages():
     rows = random_rows(17, n_rows=10)
-    with pytest.raises(ValueError, match=r"The 'eta' parameter of FMClassifier must be a float > 0\. Got -1 instead\."):
+    with pytest.raises(ValueError, match=r"The 'eta' parameter of FMClassifier must be a float in the range \(0\.0, inf\)\. Got -1 instead\."):
         FMClassifier(eta=-1, bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match="'k' parameter of FFMClassifier must be an int in 1..256"):
+    with pytest.raises(ValueError, match=r"'k' parameter of FFMClassifier must be an int in the range \[1, 256\]\. Got 0 instead\."):
         FFMClassifier(k=0, bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match="'normalize' parameter"):
+    with pytest.raises(ValueError, match="'normalize' parameter of FFMClassifier must be a bool. Got 'yes' instead"):
         FFMClassifier(normalize="yes", bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match="'random_state'"):
+    with pytest.raises(ValueError, match=r"'random_state' parameter of FMClassifier must be an int in the range \[0, inf\) or None\. Got -3"):
         FMClassifier(random_state=-3, bits=BITS).partial_fit(rows)
 
 

@@ -108,7 +108,7 @@ def test_params_conventions():
     with pytest.raises(ValueError, match="Invalid parameter 'gamma'"):
         model.set_params(gamma=1)
     with pytest.raises(ValueError, match=r"The 'alpha' parameter of FTRLClassifier must be a "
-                                         r"float > 0. Got -1 instead."):
+                                         r"float in the range \(0\.0, inf\)\. Got -1 instead\."):
         FTRLClassifier(alpha=-1, bits=18).partial_fit([{"C1": "a"}], [1])
     assert repr(FTRLClassifier(alpha=0.3)) == "FTRLClassifier(alpha=0.3)"
 

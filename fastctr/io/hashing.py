@@ -68,6 +68,15 @@ def validate_hashing(params: dict[str, Any], caller: str) -> None:
     instead."
     """
     validate_params(HASHING_CONSTRAINTS, params, caller)
+    check_hashing_together(params, caller)
+
+
+def check_hashing_together(params: dict[str, Any], caller: str) -> None:
+    """The checks of :func:`validate_hashing` that involve several parameters (each one
+    already valid on its own)."""
+    if not params["numeric"] and not params["crosses"] and (params["fields"] is None
+                                                            or len(params["fields"]) < 2**16):
+        return  # nothing to relate (the common case: checked at every fit and predict)
     fields = CRITEO_FIELDS if params["fields"] is None else tuple(params["fields"])
     known = set(fields)
     for name in params["numeric"] or ():

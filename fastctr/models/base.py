@@ -1,15 +1,15 @@
 """OnlineClassifier: parameters, input conversion and the partial_fit/predict plumbing.
 
-Subclasses declare their parameters in ``__init__`` (stored as given), their rules in
-``_param_rules``, and implement four hooks over HashedRows: ``_allocate``, ``_learn``,
+Subclasses declare their parameters in ``__init__`` (stored as given), their valid values in
+``_parameter_constraints``, and implement four hooks over HashedRows: ``_allocate``, ``_learn``,
 ``_margins`` and ``_make_scorer``. The estimator owns every state array; kernels are pure.
 """
 from __future__ import annotations
 
 import copy
 import inspect
-import numbers
-from typing import Any, Callable
+from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 
@@ -17,30 +17,42 @@ from fastctr._kernels.rows import entries_are_valid
 from fastctr.io.rows import HashedRows
 from fastctr._pool import thread_pool
 from fastctr.exceptions import NotFittedError
-from fastctr.io.hashing import FeatureHasher
+from fastctr._validation import Interval, validate_params
+from fastctr.io.hashing import HASHING_CONSTRAINTS, FeatureHasher, check_hashing_together
+from fastctr.models._sklearn import (
+    ClassifierCompat,
+    as_numeric_array,
+    hash_array,
+    is_array_like,
+    not_fitted_error,
+    warn_column_vector,
+)
 from fastctr.serving.files import save
 from fastctr.serving.registry import register
 
 HASHER_PARAMS = ("fields", "numeric", "bits", "hash_seed", "numeric_transform", "crosses")
 
 
-def positive(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x) and x > 0
+#: Constraints the models share (see fastctr._validation), e.g. a learning rate > 0.
+POSITIVE = [Interval(Real, 0, None, closed="neither")]
+NON_NEGATIVE = [Interval(Real, 0, None, closed="left")]
+COUNT = [Interval(Integral, 1, None, closed="left")]
 
 
-def non_negative(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and np.isfinite(x) and x >= 0
-
-
-def positive_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 1
-
-
-class OnlineClassifier:
+class OnlineClassifier(ClassifierCompat):
     """Base of fastctr's online binary classifiers (scikit-learn conventions)."""
 
-    #: parameter name -> (predicate, what it must be)
-    _param_rules: dict[str, tuple[Callable[[Any], bool], str]] = {}
+    #: parameter name -> its valid values (checked at fit/partial_fit/predict, not in
+    #: __init__, as scikit-learn does); the hashing parameters are the FeatureHasher's
+    _parameter_constraints: dict[str, list] = {
+        "alpha": POSITIVE,
+        "beta": POSITIVE,
+        "l1": NON_NEGATIVE,
+        "l2": NON_NEGATIVE,
+        "epochs": COUNT,
+        "n_jobs": COUNT,
+        **HASHING_CONSTRAINTS,
+    }
     _scorer_cache = None  # the compiled single-row scorer, built on first predict_one
 
     def __init_subclass__(cls, **kwargs):
@@ -79,11 +91,12 @@ class OnlineClassifier:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def _validate_params(self) -> None:
+        """Check every constructor parameter, the hashing ones together too (this model owns
+        a hasher built from them); InvalidParameterError in scikit-learn's words."""
         name = type(self).__name__
-        for param, (ok, what) in self._param_rules.items():
-            value = getattr(self, param)
-            if not ok(value):
-                raise ValueError(f"The {param!r} parameter of {name} must be {what}. Got {value!r} instead.")
+        params = {p: getattr(self, p) for p in self._parameter_constraints}
+        validate_params(self._parameter_constraints, params, name)
+        check_hashing_together(params, name)
 
     def _hyper(self) -> np.ndarray:
         """Hyperparameters packed for the kernels (subclasses define the layout)."""
@@ -96,9 +109,10 @@ class OnlineClassifier:
 
     def _check_fitted(self) -> None:
         if not self.is_fitted:
-            raise NotFittedError(
+            raise not_fitted_error(
+                NotFittedError,
                 f"This {type(self).__name__} has not learned any row yet: call partial_fit or "
-                "fit before predicting."
+                "fit before predicting.",
             )
 
     @property
@@ -151,16 +165,18 @@ class OnlineClassifier:
         """X as HashedRows (labels/weights attached), with clear errors for bad input."""
         if isinstance(X, HashedRows):
             rows = X
-        elif hasattr(X, "tocsr") and hasattr(X, "indptr"):
-            rows = HashedRows.from_csr(X)
+        elif hasattr(X, "tocsr") and hasattr(X, "nnz"):  # any scipy sparse matrix or array
+            rows = HashedRows.from_csr(X.tocsr())
         elif isinstance(X, dict):
             raise TypeError("X is a single dict row: use predict_one(row), or pass [row]")
+        elif is_array_like(X):
+            rows = self._array_rows(X, learning=need_labels)
         elif hasattr(X, "to_dict") or isinstance(X, (list, tuple)) or inspect.isgenerator(X):
             rows = self.hasher_.transform(X)
         else:
             raise TypeError(
                 f"X must be HashedRows, a scipy CSR matrix of hashed columns, a list of dict "
-                f"rows or a pandas DataFrame. Got {type(X).__name__}."
+                f"rows, a pandas DataFrame or a 2-D numeric array. Got {type(X).__name__}."
             )
         size = 1 << self.bits
         if not entries_are_valid(rows.indices, rows.values, size):  # one pass; details below
@@ -172,9 +188,23 @@ class OnlineClassifier:
             raise ValueError("X has NaN or infinite feature values; drop them or impute first")
         labels = rows.labels if y is None else _labels(y, rows.n_rows)
         if need_labels and labels is None:
-            raise ValueError("y is required: pass labels, or HashedRows that carry labels")
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None: pass labels, or HashedRows that carry labels")
         weights = rows.weights if sample_weight is None else _weights(sample_weight, rows.n_rows)
         return rows.with_targets(labels, weights)
+
+    def _array_rows(self, X, learning: bool) -> HashedRows:
+        """A 2-D numeric array's rows hashed as ``{"x0": X[i, 0], ...}`` (see the estimators'
+        docstrings); learning from the first one sets ``n_features_in_``, which later
+        arrays must match, as scikit-learn expects."""
+        arr = as_numeric_array(X)
+        if learning and not self.is_fitted:
+            self.n_features_in_ = arr.shape[1]
+        expected = getattr(self, "n_features_in_", None)
+        if expected is not None and arr.shape[1] != expected:
+            raise ValueError(f"X has {arr.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {expected} features as input (the columns it learned).")
+        return hash_array(arr, self.hasher_)
 
     # -- learning -------------------------------------------------------------------------
     def partial_fit(self, X, y=None, sample_weight=None, classes=None) -> OnlineClassifier:
@@ -182,7 +212,11 @@ class OnlineClassifier:
 
         Parameters
         ----------
-        X : HashedRows, scipy CSR of hashed columns, list of dict rows or DataFrame
+        X : HashedRows, scipy sparse of hashed columns, list of dict rows, DataFrame or 2-D array
+            A 2-D numeric array (or list of lists, or DataFrame whose column labels are not
+            str) is rows of numeric fields: column ``j`` is the field ``"x{j}"``, hashed with
+            this model's bits, hash_seed and numeric_transform (NaN is missing). The first
+            array learned sets ``n_features_in_``; later arrays must have that many columns.
         y : array-like of {0, 1}, {-1, 1} or bool, optional if X carries labels
         sample_weight : array-like of float >= 0, optional
             Importance weight of each row: its gradient is scaled by it.
@@ -197,6 +231,7 @@ class OnlineClassifier:
         These are progressive-validation predictions (Vowpal Wabbit's habit): every row is
         scored by a model that has not seen it, so their log loss estimates test loss.
         """
+        self._validate_params()
         rows = self._rows(X, y, sample_weight, need_labels=True)
         self._start()
         if rows.weights is None:
@@ -226,8 +261,11 @@ class OnlineClassifier:
         for name in self._state_names:
             setattr(self, name, None)
         self.n_rows_seen_ = 0
-        rows = self._rows(X, y, sample_weight, need_labels=True)
+        self.__dict__.pop("n_features_in_", None)  # learned again from these rows
         self._validate_params()
+        rows = self._rows(X, y, sample_weight, need_labels=True)
+        if rows.weights is not None and rows.n_rows and not rows.weights.any():
+            raise ValueError("sample_weight is zero for every row: fit would learn nothing")
         for _ in range(self.epochs):
             self.partial_fit(rows)
         return self
@@ -236,6 +274,7 @@ class OnlineClassifier:
     def decision_function(self, X) -> np.ndarray:
         """The margin (log-odds of a click) of each row."""
         self._check_fitted()
+        self._validate_params()  # a parameter may have been set since fit
         rows = self._rows(X)
         out = np.empty(rows.n_rows)
         self._margins(rows, out)
@@ -287,16 +326,29 @@ def _sigmoid(m: np.ndarray) -> np.ndarray:
 
 def _labels(y, n_rows: int) -> np.ndarray:
     y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warn_column_vector()
+        y = y.ravel()
     if y.ndim != 1 or y.shape[0] != n_rows:
         raise ValueError(f"y must be 1-D with one label per row: {n_rows} rows, y has shape {y.shape}")
     if y.dtype == bool:
         return y.astype(np.float32)
+    if y.dtype == object:  # e.g. numbers in a list with None: numbers if they all are
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
     if not np.issubdtype(y.dtype, np.number):
-        raise TypeError(f"labels must be numbers or bools; got dtype {y.dtype}")
+        raise TypeError(f"Unknown label type: labels must be clicks, numbers in {{0, 1}} or "
+                        f"{{-1, 1}} or bools; got dtype {y.dtype}")
     bad = ~((y == 0) | (y == 1) | (y == -1))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"labels must be in {{0, 1}}, {{-1, 1}} or bool; y[{i}] = {y[i]!r}")
+        what = f"labels must be in {{0, 1}}, {{-1, 1}} or bool; y[{i}] = {y[i]!r}"
+        if np.all(np.mod(y, 1) == 0) and np.unique(y).size > 2:  # scikit-learn's wording
+            raise ValueError("Only binary classification is supported. The type of the target "
+                             f"is multiclass: {what}")
+        raise ValueError(f"Unknown label type: {what}")
     return (y == 1).astype(np.float32)
 
 

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr.models.base import OnlineClassifier, non_negative, positive, positive_int
+from fastctr._validation import Booleans, Interval
+from fastctr.models.base import NON_NEGATIVE, POSITIVE, OnlineClassifier
 from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
 from fastctr._kernels.ffm import ffm_fit, ffm_margin
 from fastctr._kernels.fm import DIVERGE_LIMIT, fm_fit, fm_margin
@@ -21,18 +22,6 @@ from fastctr.exceptions import DivergenceError
 __all__ = ["FFMClassifier", "FMClassifier"]
 
 _SEED_MASK = (1 << 53) - 1  # seeds travel in the float64 hyperparameter array
-
-
-def _seed_or_none(x) -> bool:
-    return x is None or (isinstance(x, numbers.Integral) and not isinstance(x, bool) and x >= 0)
-
-
-def _bool(x) -> bool:
-    return isinstance(x, (bool, np.bool_))
-
-
-def _k(x) -> bool:
-    return positive_int(x) and x <= 256
 
 
 class _FactorizationBase(OnlineClassifier):
@@ -175,18 +164,13 @@ class FMClassifier(_FactorizationBase):
     [1, 0, 0, 1]
     """
 
-    _param_rules = {
-        "alpha": (positive, "a float > 0"),
-        "beta": (positive, "a float > 0"),
-        "l1": (non_negative, "a float >= 0"),
-        "l2": (non_negative, "a float >= 0"),
-        "k": (_k, "an int in 1..256"),
-        "eta": (positive, "a float > 0"),
-        "l2_v": (non_negative, "a float >= 0"),
-        "init_std": (non_negative, "a float >= 0"),
-        "random_state": (_seed_or_none, "an int >= 0 or None"),
-        "epochs": (positive_int, "an int >= 1"),
-        "n_jobs": (positive_int, "an int >= 1"),
+    _parameter_constraints = {
+        **OnlineClassifier._parameter_constraints,
+        "k": [Interval(numbers.Integral, 1, 256, closed="both")],
+        "eta": POSITIVE,
+        "l2_v": NON_NEGATIVE,
+        "init_std": NON_NEGATIVE,
+        "random_state": [Interval(numbers.Integral, 0, None, closed="left"), None],
     }
     _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
     _fit_kernel = staticmethod(fm_fit)
@@ -294,6 +278,13 @@ class FFMClassifier(_FactorizationBase):
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher`; ``bits`` defaults to 18.
 
+    Notes
+    -----
+    Inputs and scikit-learn use as in :class:`fastctr.FTRLClassifier`, except that a scipy
+    sparse matrix carries no field ids (refused), and a 2-D array may have at most as many
+    columns as ``fields`` names (its column ``j`` has field id ``1 + j``).
+
+
     Attributes
     ----------
     zn_ : ndarray of shape (2**bits, 2)
@@ -313,7 +304,8 @@ class FFMClassifier(_FactorizationBase):
     [1, 0, 0, 1]
     """
 
-    _param_rules = {**FMClassifier._param_rules, "normalize": (_bool, "a bool")}
+    _parameter_constraints = {**FMClassifier._parameter_constraints, "normalize": [Booleans()]}
+    _accepts_sparse = False  # it needs field ids
     _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
     _fit_kernel = staticmethod(ffm_fit)
     _margin_kernel = staticmethod(ffm_margin)
@@ -374,7 +366,8 @@ class FFMClassifier(_FactorizationBase):
         if rows.fields is None:
             raise ValueError(
                 "FFMClassifier needs the field id of every entry, and these rows have none "
-                "(HashedRows.fields is None, e.g. rows from a scipy CSR). Pass dict rows, a "
+                "(HashedRows.fields is None, e.g. rows from a scipy CSR: sparse input is not "
+                "supported). Pass dict rows, a 2-D array, a "
                 "DataFrame, or HashedRows from a FeatureHasher or a reader, which fill fields."
             )
         n_fields = self.vg_.shape[1]

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr.models.base import OnlineClassifier, non_negative, positive, positive_int
+from fastctr.models.base import OnlineClassifier
 from fastctr._ext._score import FTRLScorer, RowHasher
 from fastctr._kernels.ftrl import ftrl_fit, ftrl_margin, ftrl_weights
 from fastctr.io.rows import HashedRows
@@ -51,7 +51,17 @@ class FTRLClassifier(OnlineClassifier):
 
     Notes
     -----
-    Predicting before any row was learned raises :class:`fastctr.NotFittedError`.
+    Predicting before any row was learned raises :class:`fastctr.NotFittedError`. Parameters
+    are checked when first used (fit, partial_fit, predict), as scikit-learn does, with
+    :class:`fastctr.InvalidParameterError`.
+
+    X is a list of dict rows, a DataFrame, HashedRows, a scipy sparse matrix of hashed columns
+    or a 2-D numeric array, whose column ``j`` is the numeric field ``"x{j}"`` (with
+    ``fields=["x0", ...]`` and ``numeric`` the same, ``predict_one({"x0": ...})`` scores a
+    single such row). The estimators work with scikit-learn's tools (``clone``,
+    ``cross_val_score``, ``GridSearchCV``, ``Pipeline``); labels are clicks: {0, 1}, {-1, 1}
+    or bool.
+
 
     Examples
     --------
@@ -65,14 +75,7 @@ class FTRLClassifier(OnlineClassifier):
            [0.67, 0.33]])
     """
 
-    _param_rules = {
-        "alpha": (positive, "a float > 0"),
-        "beta": (positive, "a float > 0"),
-        "l1": (non_negative, "a float >= 0"),
-        "l2": (non_negative, "a float >= 0"),
-        "epochs": (positive_int, "an int >= 1"),
-        "n_jobs": (positive_int, "an int >= 1"),
-    }
+    # its parameters' constraints are OnlineClassifier._parameter_constraints
     _state_names = ("zn_", "n_rows_seen_")
 
     def __init__(
