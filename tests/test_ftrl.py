@@ -1,9 +1,9 @@
-"""FTRLClassifier against Algorithm 1, its API conventions and the contract checks."""
+"""FTRLClassifier against Algorithm 1 and its API conventions (the contract checks of every
+estimator run in test_contracts.py)."""
 import numpy as np
 import pytest
 
 from fastctr import FeatureHasher, FTRLClassifier, HashedRows, NotFittedError, read_criteo
-from fastctr.models.checks import ALL_CHECKS
 from fastctr.io.datasets import criteo_rows
 
 from naive import FTRLProximal
@@ -135,11 +135,6 @@ def test_set_params_refreshes_the_live_scorer(rows):
     model.set_params(l1=0.0)
     assert model.predict_one(row) == pytest.approx(model.predict_proba([row])[0, 1], abs=1e-12)
     assert model.predict_one(row) != before
-
-
-@pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__)
-def test_contract(check, rows):
-    check(FTRLClassifier(bits=18), rows[:600])
 
 
 def test_real_rows_match_algorithm_1(real_criteo):

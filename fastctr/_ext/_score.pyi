@@ -1,5 +1,7 @@
 """Type stubs of the compiled ``fastctr._ext._score`` (src_ext/_score.pyx): single-row
 serving, a raw row (a dict, or one tab-separated line) hashed and scored in one call."""
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
@@ -7,6 +9,15 @@ import numpy.typing as npt
 _RawRow = dict[str, object] | str | bytes
 
 DTYPES: tuple[str, ...]
+#: |margin| beyond which the probability is clipped (shared with the numba kernels)
+MARGIN_CLIP: float
+#: splitmix64's (golden, mix1, mix2) constants of the latent vectors' seeded initial values
+SPLITMIX64: tuple[int, int, int]
+#: uniform initial values on [-s, s) with s = init_std * INIT_SCALE have std init_std
+INIT_SCALE: float
+#: the sparse scorer table's bucket hash multiplier, and its empty-slot key
+TABLE_HASH: int
+TABLE_EMPTY: int
 
 class RowHasher:
     """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
@@ -17,56 +28,36 @@ class RowHasher:
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.uint16]]:
         """(indices, values, fields) of one raw row, as new arrays."""
 
-class FTRLScorer:
+class _LiveScorer:
+    """Scores rows against a model's live state: ``state`` is the model's State NamedTuple
+    (``zn``, and ``vg``, ``seed`` for FM/FFM), ``hyper`` its hyperparameter NamedTuple."""
+
+    def __init__(self, hasher: RowHasher, state: NamedTuple, hyper: NamedTuple) -> None: ...
+    def predict_one(self, row: _RawRow) -> float:
+        """Probability of a click for one raw row."""
+    def predict_hashed(
+        self,
+        indices: npt.ArrayLike,
+        values: npt.ArrayLike,
+        fields: npt.ArrayLike | None = None,
+    ) -> float:
+        """Probability of a click for one pre-hashed row (int32 indices, float32 values,
+        uint16 field ids)."""
+
+class FTRLScorer(_LiveScorer):
     """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket)."""
 
-    def __init__(
-        self,
-        hasher: RowHasher,
-        zn: npt.NDArray[np.float64],
-        alpha: float,
-        beta: float,
-        l1: float,
-        l2: float,
-    ) -> None: ...
-    def predict_one(self, row: _RawRow) -> float: ...
-    def predict_hashed(self, indices: npt.ArrayLike, values: npt.ArrayLike) -> float: ...
+    def __init__(self, hasher: RowHasher, state: NamedTuple, hyper: NamedTuple) -> None: ...
 
-class FMScorer:
+class FMScorer(_LiveScorer):
     """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket)."""
 
-    def __init__(
-        self,
-        hasher: RowHasher,
-        zn: npt.NDArray[np.float64],
-        vg: npt.NDArray[np.float64],
-        hp: npt.NDArray[np.float64],
-    ) -> None: ...
-    def predict_one(self, row: _RawRow) -> float: ...
-    def predict_hashed(
-        self,
-        indices: npt.NDArray[np.int32],
-        values: npt.NDArray[np.float32],
-        fields: npt.NDArray[np.uint16] | None = None,
-    ) -> float: ...
+    def __init__(self, hasher: RowHasher, state: NamedTuple, hyper: NamedTuple) -> None: ...
 
-class FFMScorer:
+class FFMScorer(_LiveScorer):
     """Scores rows against live FFM state: FTRL ``zn`` and latent ``vg`` (bucket, field, V | G)."""
 
-    def __init__(
-        self,
-        hasher: RowHasher,
-        zn: npt.NDArray[np.float64],
-        vg: npt.NDArray[np.float64],
-        hp: npt.NDArray[np.float64],
-    ) -> None: ...
-    def predict_one(self, row: _RawRow) -> float: ...
-    def predict_hashed(
-        self,
-        indices: npt.NDArray[np.int32],
-        values: npt.NDArray[np.float32],
-        fields: npt.NDArray[np.uint16] | None = None,
-    ) -> float: ...
+    def __init__(self, hasher: RowHasher, state: NamedTuple, hyper: NamedTuple) -> None: ...
 
 class DenseScorer:
     """Scores rows with one stored weight per bucket (float32, float16 as uint16, or int8;
