@@ -113,3 +113,12 @@ def test_stubs_and_marker_ship_with_the_package():
     text = (ROOT / "pyproject.toml").read_text()
     assert '"fastctr._ext" = ["*.pyi"]' in text and 'fastctr = ["py.typed"]' in text
     assert (ROOT / "fastctr" / "py.typed").exists()
+
+
+def test_architecture_md_describes_every_subpackage():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    for path in sorted((ROOT / "fastctr").iterdir()):
+        if path.is_dir() and (path / "__init__.py").exists():
+            assert f"fastctr/{path.name}/" in text, f"ARCHITECTURE.md does not describe {path.name}/"
+        elif path.suffix == ".py" and path.name != "__init__.py":
+            assert path.name in text, f"ARCHITECTURE.md does not describe {path.name}"
