@@ -37,6 +37,7 @@ __all__ = [
     "Booleans",
     "Constraint",
     "Interval",
+    "InstanceOf",
     "InvalidParameterError",
     "Options",
     "PairSequence",
@@ -133,6 +134,19 @@ class Options(Constraint):
 
     def __str__(self) -> str:
         return f"a {self.type.__name__} among {{{', '.join(map(repr, self.options))}}}"
+
+
+class InstanceOf(Constraint):
+    """Instances of a class (e.g. the estimator a function trains)."""
+
+    def __init__(self, type: type) -> None:
+        self.type = type
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, self.type)
+
+    def __str__(self) -> str:
+        return f"an instance of {self.type.__name__!r}"
 
 
 class Booleans(Constraint):

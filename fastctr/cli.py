@@ -8,12 +8,16 @@ import argparse
 import itertools
 import json
 import logging
+import numbers
 import sys
 import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from fastctr._validation import Interval, describe, is_valid
+from fastctr.io.hashing import HASHING_CONSTRAINTS
+from fastctr.models.base import COUNT, NON_NEGATIVE, POSITIVE
 from fastctr.online import metrics
 from fastctr.io.ahead import read_ahead
 from fastctr.models.fm import FFMClassifier, FMClassifier
@@ -21,13 +25,39 @@ from fastctr.models.ftrl import FTRLClassifier
 from fastctr.serving.files import load
 from fastctr.io.detect import FORMATS, detect_format, hasher_for, read_data
 from fastctr.io.sources import first_line
-from fastctr.online.training import train, warm_up
+from fastctr.online.training import TRAIN_CONSTRAINTS, train, warm_up
 
 log = logging.getLogger("fastctr")
 
 #: model name on the command line -> estimator class
 MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
+AT_LEAST_1 = [Interval(numbers.Integral, 1, None, closed="left")]
+
+
+def _checked(parse, constraints: list):
+    """An argparse ``type`` that parses a value and checks it against the constraints the
+    library itself checks it with: a bad value is a one-line usage error naming the option
+    (exit status 2), e.g. "argument --bits: must be an int in the range [18, 30]. Got 40
+    instead."."""
+
+    def convert(text: str):
+        try:
+            value = parse(text)
+        except ValueError:
+            value = text
+        if not is_valid(value, constraints):
+            raise argparse.ArgumentTypeError(
+                f"must be {describe(constraints)}. Got {value!r} instead.")
+        return value
+
+    convert.__name__ = parse.__name__  # argparse names the type in some messages
+    return convert
+
+
+INT = {"bits": _checked(int, HASHING_CONSTRAINTS["bits"]), "count": _checked(int, AT_LEAST_1),
+       "epochs": _checked(int, COUNT), "threads": _checked(int, TRAIN_CONSTRAINTS["threads"]),
+       "report_every": _checked(int, TRAIN_CONSTRAINTS["report_every"])}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,17 +70,19 @@ def _parser() -> argparse.ArgumentParser:
                     "None: the embedded synthetic Criteo-schema stream")
     tr.add_argument("-o", "--output", help="where to write the model file")
     tr.add_argument("--model", choices=sorted(MODELS), default="ftrl")
-    tr.add_argument("--rows", type=int, default=SYNTHETIC_ROWS,
+    tr.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
                     help=f"rows of the synthetic stream (default {SYNTHETIC_ROWS:,})")
     tr.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
-    tr.add_argument("--epochs", type=int, help="passes over the data")
-    tr.add_argument("--report-every", type=int, default=100_000, help="rows between report lines")
+    tr.add_argument("--epochs", type=INT["epochs"], help="passes over the data")
+    tr.add_argument("--report-every", type=INT["report_every"], default=100_000,
+                    help="rows between report lines")
     tr.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                     help="any model parameter, e.g. --param k=8 (repeatable)")
-    for name in ("alpha", "beta", "l1", "l2"):
-        tr.add_argument(f"--{name}", type=float, help=f"FTRL {name}")
-    tr.add_argument("--bits", type=int, help="hash table size 2**bits (18..30)")
-    tr.add_argument("--threads", type=int, default=1,
+    for name, rule in (("alpha", POSITIVE), ("beta", POSITIVE), ("l1", NON_NEGATIVE),
+                       ("l2", NON_NEGATIVE)):
+        tr.add_argument(f"--{name}", type=_checked(float, rule), help=f"FTRL {name}")
+    tr.add_argument("--bits", type=INT["bits"], help="hash table size 2**bits (18..30)")
+    tr.add_argument("--threads", type=INT["threads"], default=1,
                     help="N >= 2: parse in N threads at once; FM and FFM also learn in N "
                          "lock-free (Hogwild) threads, which makes them non-deterministic. "
                          "FTRL learns in order in one thread, with the same result as 1")
@@ -72,11 +104,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="run the peer comparison (same rows, same order, one CPU each)")
     be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
                     help="make_criteo rows, or the real Criteo sample ($FASTCTR_DATA)")
-    be.add_argument("--rows", type=int, default=SYNTHETIC_ROWS, help="synthetic training rows")
-    be.add_argument("--test-rows", type=int, default=200_000, help="synthetic test rows (later rows)")
+    be.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
+                    help="synthetic training rows")
+    be.add_argument("--test-rows", type=INT["count"], default=200_000,
+                    help="synthetic test rows (later rows)")
     be.add_argument("--out", default="bench-results", help="folder for the JSON, markdown, PNG")
     be.add_argument("--only", action="append", metavar="PEER", help="run only these peers")
-    be.add_argument("--bits", type=int, default=22, help="hash buckets 2**bits for every peer")
+    be.add_argument("--bits", type=INT["bits"], default=22, help="hash buckets 2**bits for every peer")
     be.add_argument("--river-rows", type=int, default=50_000, help="River FTRL training subset")
     be.add_argument("--river-fm-rows", type=int, default=10_000, help="River FM training subset")
     be.add_argument("--latency-calls", type=int, default=2_000, help="predict_one calls timed")
@@ -87,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
 def _data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("auto",) + FORMATS, default="criteo",
                    help="log format ('auto': told from the first line of the first file)")
-    p.add_argument("--batch-size", type=int, default=100_000)
+    p.add_argument("--batch-size", type=INT["count"], default=100_000)
     p.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                    help="bad lines: stop with the file, line and field, or skip and count them")
     p.add_argument("--label", help="csv: the label column")
@@ -142,8 +176,7 @@ def _model_params(args) -> dict:
 def cmd_train(args) -> int:
     model = MODELS[args.model]()
     model.set_params(**_model_params(args))
-    if args.threads < 1:
-        raise SystemExit(f"fastctr: --threads must be >= 1, got {args.threads}")
+    model._validate_params()  # a bad --param fails now, not after the warm-up
     if args.model != "ftrl":
         # FM learning outweighs parsing, so it learns in threads too; FTRL's does not, and
         # every row's shared hot weights keep FTRL Hogwild from going faster

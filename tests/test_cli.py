@@ -91,10 +91,25 @@ def test_bad_line_exits_2_naming_file_line_and_field(tmp_path):
 def test_generic_params_and_bad_values(tmp_path):
     ok = run("train", "--rows", "2000", "--param", "epochs=2", "--param", "l2=3.5")
     assert ok.returncode == 0, ok.stderr
-    bad = run("train", "--rows", "2000", "--alpha", "-1")
+    bad = run("train", "--rows", "2000", "--param", "alpha=-1")
     assert bad.returncode == 2 and b"The 'alpha' parameter of FTRLClassifier must be" in bad.stderr
+    assert b"Traceback" not in bad.stderr
     missing = run("predict", str(tmp_path / "none.fctr"), "x.tsv")
     assert missing.returncode == 2 and b"no such model file" in missing.stderr
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--bits", "40", "argument --bits: must be an int in the range [18, 30]. Got 40 instead."),
+    ("--bits", "x", "argument --bits: must be an int in the range [18, 30]. Got 'x' instead."),
+    ("--alpha", "-1", "argument --alpha: must be a float in the range (0.0, inf). Got -1.0 instead."),
+    ("--threads", "0", "argument --threads: must be an int in the range [1, inf). Got 0 instead."),
+    ("--batch-size", "0", "argument --batch-size: must be an int in the range [1, inf). Got 0 instead."),
+])
+def test_bad_option_values_are_one_line_usage_errors(option, value, message):
+    out = run("train", option, value)
+    assert out.returncode == 2
+    assert out.stderr.decode().strip().splitlines()[-1] == f"fastctr train: error: {message}"
+    assert b"Traceback" not in out.stderr
 
 
 def test_csv_with_a_declared_schema(tmp_path):

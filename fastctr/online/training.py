@@ -7,14 +7,17 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 from typing import Any, TextIO
 
 import numpy as np
 
+from fastctr._validation import Booleans, InstanceOf, Interval, validate_params
 from fastctr.io.ahead import read_ahead
 from fastctr.models.base import OnlineClassifier
 from fastctr.io.rows import HashedRows
 from fastctr.online.metrics import ProgressiveValidation
+from fastctr.online.tune import tuned_stream
 from fastctr.io.reader import BlockReader, Chunk
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,16 @@ class Progress:
         if self.enabled:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+#: train()'s parameters (the command line checks its options with the same constraints)
+TRAIN_CONSTRAINTS = {
+    "model": [InstanceOf(OnlineClassifier)],
+    "report_every": [Interval(Integral, 1, None, closed="left")],
+    "progress": [None, InstanceOf(Progress)],
+    "prefetch": [Booleans()],
+    "threads": [Interval(Integral, 1, None, closed="left")],
+}
 
 
 def parsed_in_parallel(items: Iterable[HashedRows | Chunk], threads: int) -> Iterator[HashedRows]:
@@ -117,6 +130,7 @@ def warm_up(model: OnlineClassifier) -> float:
     >>> seconds >= 0
     True
     """
+    validate_params(TRAIN_CONSTRAINTS, {"model": model}, "warm_up")
     start = time.perf_counter()
     # the smallest table (2**18): the kernels' compiled types do not depend on its size
     learner = model.__sklearn_clone__().set_params(bits=18)
@@ -131,7 +145,8 @@ def warm_up(model: OnlineClassifier) -> float:
 
 def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
           report_every: int = 100_000, progress: Progress | None = None, prefetch: bool = False,
-          threads: int = 1) -> dict[str, Any]:
+          threads: int = 1, tune: bool | str = False,
+          tune_rows: int = 100_000) -> dict[str, Any]:
     """Learn from a stream of labelled batches, scoring every row before learning it.
 
     Every ``report_every`` rows a line of the progressive-validation table (log loss since
@@ -143,6 +158,13 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     parsed batches in order: the model and the report are those of one thread, faster. With
     ``prefetch=True`` one background thread iterates any other batch source ahead (see
     :func:`~fastctr.io.ahead.read_ahead`).
+
+    With ``tune=True`` the first ``tune_rows`` rows choose alpha, l1 and l2 (and FM/FFM's
+    eta) first: candidates learned side by side in one compiled pass each, scored by their
+    progressive log loss, centred on the model's values carried to the data's value scale
+    (see :mod:`fastctr.online.tune`); ``tune="scale"`` only carries them to that scale (what
+    ``fastctr train`` does when no hyperparameter is given). The model then learns the whole
+    stream, prefix included, with the values chosen, logged and reported under ``"tune"``.
 
     Returns
     -------
@@ -160,8 +182,9 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     >>> report["rows"], bool(0.3 < report["log_loss"] < 0.6)
     (20000, True)
     """
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be an int >= 1. Got {threads!r} instead.")
+    validate_params(TRAIN_CONSTRAINTS, {"model": model, "report_every": report_every,
+                                        "progress": progress, "prefetch": prefetch,
+                                        "threads": threads}, "train")
     progress = Progress() if progress is None else progress
     pv = ProgressiveValidation(report_every=report_every)
     start = time.perf_counter()
@@ -172,6 +195,9 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
             batches.chunks() if isinstance(batches, BlockReader) else batches, threads)
     elif prefetch:
         batches = read_ahead(batches)
+    tuned = None
+    if tune is not False:
+        batches, tuned = tuned_stream(model, batches, tune, tune_rows)
     for batch in batches:
         p = model.partial_fit_predict(_labelled(batch))
         for line in pv.update(batch.labels, p, batch.weights):
@@ -186,6 +212,8 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     report = pv.report()
     report["seconds"] = time.perf_counter() - start
     report["rows_per_s"] = report["rows"] / max(report["seconds"], 1e-9)
+    if tuned is not None:
+        report["tune"] = tuned
     return report
 
 
