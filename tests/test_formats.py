@@ -12,6 +12,7 @@ import pytest
 
 from fastctr import FTRLClassifier, ParseError
 from fastctr.io import sources
+from fastctr.io.criteo import read_criteo
 from fastctr.io.csv import read_csv
 from fastctr.io.detect import detect_format, hasher_for, read_data
 from fastctr.io.sparse import read_libffm, read_libsvm, read_vw
@@ -294,8 +295,31 @@ def test_format_detection():
     for line in (b"1 2 3", b"1,2,3", b"1 3:1 0:1:1"):
         with pytest.raises(ValueError, match="cannot tell the format .* pass format="):
             detect_format(line)
-    with pytest.raises(ValueError, match="format must be one of"):
+    with pytest.raises(ValueError, match=r"The 'format' parameter of read_data must be a str among "
+                                         r"\{'auto', 'criteo', .*\}\. Got 'parquet' instead\."):
         read_data(b"", "parquet")
+    with pytest.raises(ValueError, match=r"The 'format' parameter of hasher_for .* Got 'auto'"):
+        hasher_for("auto")
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: read_criteo(b"", batch_size=0), r"The 'batch_size' parameter of read_criteo must be an "
+                                             r"int in the range \[1, inf\)\. Got 0 instead\."),
+    (lambda: read_criteo(b"", on_error="ignore"), r"'on_error' parameter of read_criteo must be a str "
+                                                  r"among \{'raise', 'skip'\}"),
+    (lambda: read_criteo(b"", labeled="yes"), r"'labeled' parameter of read_criteo must be None or a bool"),
+    (lambda: read_criteo(b"", hasher={"bits": 18}), r"'hasher' parameter of read_criteo must be None or "
+                                                    r"an instance of 'FeatureHasher'"),
+    (lambda: read_vw(b"", unknown_namespace="drop"), r"'unknown_namespace' parameter of read_vw"),
+    (lambda: read_libsvm(b"", hash_indices=1), r"'hash_indices' parameter of read_libsvm must be a bool"),
+    (lambda: read_libffm(b"", n_fields=0), r"'n_fields' parameter of read_libffm"),
+    (lambda: read_csv(b"a\n", sep=",,"), r"The 'sep' parameter of read_csv must be one byte"),
+    (lambda: read_csv(b"a\n", ignore="a"), r"'ignore' parameter of read_csv must be a sequence"),
+    (lambda: read_data(b"", batch_size=1.5), r"'batch_size' parameter of read_data .* Got 1\.5"),
+])
+def test_reader_parameters_are_checked_in_scikit_learn_words(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def _synthetic(rng, n, n_fields=4, n_values=30):

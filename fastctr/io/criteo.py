@@ -2,8 +2,9 @@
 fields C1..C26, tab-separated; read by the compiled delimited parser."""
 from __future__ import annotations
 
+from fastctr._validation import validate_params
 from fastctr.io.hashing import CRITEO_FIELDS, FeatureHasher
-from fastctr.io.reader import LABEL, DelimitedReader
+from fastctr.io.reader import LABEL, READER_CONSTRAINTS, DelimitedReader
 from fastctr.io.sources import Source, first_line
 
 
@@ -35,6 +36,9 @@ def read_criteo(source: Source, hasher: FeatureHasher | None = None, *, labeled:
     >>> batch.n_rows, batch.labels.tolist(), batch.fields.tolist()
     (1, [1.0], [0, 1, 14])
     """
+    validate_params(READER_CONSTRAINTS, {"hasher": hasher, "labeled": labeled,
+                                         "batch_size": batch_size, "on_error": on_error},
+                    "read_criteo")
     hasher = FeatureHasher() if hasher is None else hasher
     if labeled is None:
         labeled = _sniff_labeled(source)

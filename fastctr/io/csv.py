@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastctr._validation import Constraint, InstanceOf, StrSequence, validate_params
 from fastctr.io.hashing import FeatureHasher
-from fastctr.io.reader import DelimitedReader
+from fastctr.io.reader import READER_CONSTRAINTS, DelimitedReader
 from fastctr.io.sources import Source, discovery_head
 
 
@@ -61,11 +62,28 @@ def header_columns(line: bytes, sep: bytes, name: str = "<data>") -> list[str]:
     return [c.strip() for c in line.decode("utf-8").split(sep.decode())]
 
 
+class _OneByte(Constraint):
+    """A separator: one byte, as a str or bytes (',' or '\\t')."""
+
+    def is_satisfied_by(self, value) -> bool:
+        return isinstance(value, (str, bytes)) and len(
+            value.encode() if isinstance(value, str) else value) == 1
+
+    def __str__(self) -> str:
+        return "one byte as a str or bytes, e.g. ',' or '\\t'"
+
+
+CSV_CONSTRAINTS = {
+    "label": [None, InstanceOf(str)],
+    "ignore": [StrSequence(distinct=False)],
+    "numeric": [StrSequence(distinct=False)],
+    "sep": [_OneByte()],
+}
+
+
 def _sep_byte(sep: str | bytes) -> bytes:
-    sep = sep.encode() if isinstance(sep, str) else bytes(sep)
-    if len(sep) != 1:
-        raise ValueError(f"sep must be one byte, e.g. ',' or '\\t'. Got {sep!r} instead.")
-    return sep
+    validate_params(CSV_CONSTRAINTS, {"sep": sep}, "read_csv")
+    return sep.encode() if isinstance(sep, str) else bytes(sep)
 
 
 def csv_hasher(source: Source | None, *, label: str | None = None, ignore: Sequence[str] = (),
@@ -113,6 +131,9 @@ def read_csv(source: Source, hasher: FeatureHasher | None = None, *, label: str 
     >>> batch.labels.tolist(), batch.fields.tolist()
     ([0.0, 1.0], [0, 1, 2, 0, 1])
     """
+    validate_params({**READER_CONSTRAINTS, **CSV_CONSTRAINTS},
+                    {"hasher": hasher, "label": label, "ignore": ignore, "numeric": numeric,
+                     "sep": sep, "batch_size": batch_size, "on_error": on_error}, "read_csv")
     if hasher is None:
         hasher = csv_hasher(source, label=label, ignore=ignore, numeric=numeric, sep=sep)
     return CSVReader(source, hasher, label=label, sep=sep, batch_size=batch_size, on_error=on_error)

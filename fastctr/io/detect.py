@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from fastctr.io.criteo import read_criteo
 from fastctr.io.csv import csv_hasher, read_csv
 from fastctr.io.hashing import FeatureHasher
-from fastctr.io.reader import BlockReader
+from fastctr._validation import Options, validate_params
+from fastctr.io.reader import READER_CONSTRAINTS, BlockReader
 from fastctr.io.sources import Source, first_line
 from fastctr.io.sparse import libffm_hasher, libsvm_hasher, read_libffm, read_libsvm, read_vw, vw_hasher
 
@@ -65,7 +66,7 @@ def hasher_for(format: str, source: Source | None = None, *, namespaces: Sequenc
     >>> h.fields, h.numeric
     (('hour', 'site'), ('hour',))
     """
-    _check_format(format, FORMATS)
+    validate_params({"format": [Options(str, FORMATS)]}, {"format": format}, "hasher_for")
     if format == "criteo":
         return FeatureHasher(**hasher_params)
     if format == "vw":
@@ -100,9 +101,11 @@ def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None
     >>> batch.n_rows, batch.nnz
     (1, 3)
     """
+    validate_params({**READER_CONSTRAINTS, "format": [Options(str, ("auto",) + FORMATS)]},
+                    {"format": format, "hasher": hasher, "batch_size": batch_size,
+                     "on_error": on_error}, "read_data")
     if format == "auto":
         format = detect_format(first_line(source), source)
-    _check_format(format, FORMATS)
     return _READERS[format](source, hasher, batch_size=batch_size, on_error=on_error, **options)
 
 
@@ -143,7 +146,3 @@ def _is_number(token: bytes) -> bool:
         return False
     return True
 
-
-def _check_format(format: str, choices: Sequence[str]) -> None:
-    if format not in choices:
-        raise ValueError(f"format must be one of {tuple(choices)}. Got {format!r} instead.")

@@ -9,6 +9,7 @@ proportional to the batch: one block of bytes plus the arrays of one batch.
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from fastctr._ext import _parse
 from fastctr.exceptions import ParseError
+from fastctr._validation import Booleans, InstanceOf, Interval, Options, validate_params
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
 from fastctr.io.sources import Source, line_runs, open_source, split_first_line, with_final_newline
@@ -35,6 +37,18 @@ _EXPECTED = {
     _parse.ParseErrorCode.ERR_BAD_LABEL: "a label 0 or 1",
     _parse.ParseErrorCode.ERR_BAD_NUMBER: "a number (or an empty field for a missing value)",
     _parse.ParseErrorCode.ERR_MISSING_LABEL: "a label 0 or 1, found an empty field",
+}
+
+
+#: The readers' shared parameters; every read_* function checks its own with these first, so
+#: that a message names the function called ("The 'batch_size' parameter of read_criteo ...").
+READER_CONSTRAINTS = {
+    "hasher": [None, InstanceOf(FeatureHasher)],
+    "labeled": [None, Booleans()],
+    "hash_indices": [Booleans()],
+    "n_fields": [None, Interval(numbers.Integral, 1, 2**16 - 2, closed="both")],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+    "on_error": [Options(str, ("raise", "skip"))],
 }
 
 
@@ -90,10 +104,8 @@ class BlockReader:
     has_header = False
 
     def __init__(self, source: Source, *, batch_size: int = 100_000, on_error: str = "raise") -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip'. Got {on_error!r} instead.")
-        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1. Got {batch_size!r} instead.")
+        validate_params(READER_CONSTRAINTS, {"batch_size": batch_size, "on_error": on_error},
+                        type(self).__name__)
         self.source = source
         self.batch_size = int(batch_size)
         self.on_error = on_error

@@ -36,8 +36,9 @@ import numpy as np
 from fastctr._ext import _parse_sparse
 from fastctr._ext._parse_sparse import SparseErrorCode as E
 from fastctr._ext._parse_sparse import SparseFormat
+from fastctr._validation import Options, validate_params
 from fastctr.io.hashing import FeatureHasher
-from fastctr.io.reader import Batch, BlockReader
+from fastctr.io.reader import READER_CONSTRAINTS, Batch, BlockReader
 from fastctr.io.sources import Source, discovery_head, first_line, whole_lines
 
 #: VW's name for the namespace of features before any named one (``| a b``)
@@ -201,6 +202,9 @@ def read_vw(source: Source, hasher: FeatureHasher | None = None, *, labeled: boo
     >>> batch.values.tolist()
     [1.0, 3.0, 1.0, 1.0, 5.0]
     """
+    validate_params({**READER_CONSTRAINTS, "unknown_namespace": [Options(str, ("error", "other"))]},
+                    {"hasher": hasher, "labeled": labeled, "unknown_namespace": unknown_namespace,
+                     "batch_size": batch_size, "on_error": on_error}, "read_vw")
     hasher = vw_hasher(source, unknown_namespace=unknown_namespace) if hasher is None else hasher
     if labeled is None:
         labeled = _vw_labeled(first_line(source))
@@ -229,6 +233,9 @@ def read_libsvm(source: Source, hasher: FeatureHasher | None = None, *, hash_ind
     >>> batch.labels.tolist(), batch.indices[1:3].tolist(), batch.values[1:3].tolist()
     ([1.0, 0.0], [3, 70], [1.0, 0.5])
     """
+    validate_params(READER_CONSTRAINTS, {"hasher": hasher, "hash_indices": hash_indices,
+                                         "batch_size": batch_size, "on_error": on_error},
+                    "read_libsvm")
     hasher = libsvm_hasher() if hasher is None else hasher
     return SparseReader(source, "libsvm", hasher, hash_indices=hash_indices,
                         batch_size=batch_size, on_error=on_error)
@@ -245,6 +252,9 @@ def read_libffm(source: Source, hasher: FeatureHasher | None = None, *, n_fields
     >>> batch.fields.tolist(), batch.indices[1:].tolist()
     ([0, 1, 3], [3, 70])
     """
+    validate_params(READER_CONSTRAINTS, {"hasher": hasher, "n_fields": n_fields,
+                                         "hash_indices": hash_indices, "batch_size": batch_size,
+                                         "on_error": on_error}, "read_libffm")
     if hasher is None:
         hasher = libffm_hasher(source, n_fields=n_fields)
     return SparseReader(source, "libffm", hasher, hash_indices=hash_indices,
