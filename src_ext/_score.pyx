@@ -10,8 +10,9 @@ where a numba dispatch per call would cost more than the work. A parity test pin
 """
 import numpy as np
 
-from libc.math cimport exp, fabs
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+cimport cython
+from libc.math cimport exp, fabs, sqrt
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
@@ -25,12 +26,28 @@ from rowspec cimport (Spec, make_spec, hash_dict, hash_fields, emit_row, prefetc
 cnp.import_array()
 
 
+# Constants the numba kernels share (fastctr._kernels.ftrl, .fm, .scorer); a test compares the
+# Python names below with theirs.
+cdef double _MARGIN_CLIP = 35.0  # |margin| beyond this changes p by < 1e-15; keeps exp finite
+cdef uint64_t _GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 (fastctr._kernels.fm.init_value)
+cdef uint64_t _MIX1 = 0xBF58476D1CE4E5B9
+cdef uint64_t _MIX2 = 0x94D049BB133111EB
+cdef double INIT_SCALE_PER_STD = sqrt(3.0)  # uniform on [-s, s) has standard deviation s/sqrt(3)
+cdef uint32_t _FIBONACCI = 0x9E3779B1u  # the sparse table's bucket hash (table_slots)
+cdef uint32_t EMPTY = 0xFFFFFFFFu  # an empty slot of the sparse table
+MARGIN_CLIP = _MARGIN_CLIP
+SPLITMIX64 = (_GOLDEN, _MIX1, _MIX2)
+INIT_SCALE = INIT_SCALE_PER_STD
+TABLE_HASH = _FIBONACCI
+TABLE_EMPTY = EMPTY
+
+
 cdef inline double sigmoid(double m) noexcept nogil:
     # Clip the margin so exp never overflows; the probability is 1e-15 away from 0 or 1.
-    if m > 35.0:
-        m = 35.0
-    elif m < -35.0:
-        m = -35.0
+    if m > _MARGIN_CLIP:
+        m = _MARGIN_CLIP
+    elif m < -_MARGIN_CLIP:
+        m = -_MARGIN_CLIP
     return 1.0 / (1.0 + exp(-m))
 
 
@@ -133,6 +150,12 @@ cdef inline cnp.ndarray _c_array(object a, int typenum):
     return np.ascontiguousarray(a, dtype=cnp.PyArray_DescrFromType(typenum)).reshape(-1)
 
 
+# ---------------------------------------------------------------------------------------------
+# Scorers over a live model's state (FTRLClassifier, FMClassifier, FFMClassifier). Same math and
+# summation order as the numba kernels in fastctr/_kernels/{ftrl,fm,ffm}.py, so the two agree to
+# ~1e-15 (a parity test pins them). Each reads the estimator's state NamedTuple and hyperparameter
+# NamedTuple once, at construction; the estimator drops its scorer whenever either changes.
+
 cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double alpha, double beta,
                                 double l1, double l2) noexcept nogil:
     """FTRL-Proximal's weight of bucket i (fastctr._kernels.ftrl.weight)."""
@@ -140,69 +163,6 @@ cdef inline double _ftrl_weight(const double[:, ::1] zn, Py_ssize_t i, double al
     if fabs(z) <= l1:
         return 0.0
     return -alpha * (z - (l1 if z > 0 else -l1)) / (beta + zn[i, 1] + alpha * l2)
-
-
-cdef class FTRLScorer:
-    """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket).
-
-    Weights are computed on the fly from z and n exactly as FTRL-Proximal's prediction step,
-    so the scorer always sees the model's current state without a copy.
-    """
-    cdef RowHasher hasher
-    cdef const double[:, ::1] zn
-    cdef double alpha, beta, l1, l2
-
-    def __init__(self, RowHasher hasher, const double[:, ::1] zn, double alpha, double beta,
-                 double l1, double l2):
-        self.hasher = hasher
-        self.zn = zn
-        hasher.prefetch_rows(&zn[0, 0], sizeof(double) * 2)
-        self.alpha = alpha
-        self.beta = beta
-        self.l1 = l1
-        self.l2 = l2
-
-    cdef double margin(self, const int32_t* idx, const float* val, Py_ssize_t n) noexcept nogil:
-        cdef double m = 0.0
-        cdef Py_ssize_t j
-        for j in range(n):
-            m += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
-        return m
-
-    def predict_one(self, row):
-        """Probability of a click for one raw row (see RowHasher.hash)."""
-        cdef Py_ssize_t n = self.hasher.hash(row)
-        cdef double m
-        m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], n)
-        return sigmoid(m)
-
-    def predict_hashed(self, indices, values):
-        """Probability of a click for one pre-hashed row (int32 indices, float32 values)."""
-        cdef cnp.ndarray idx = _c_array(indices, cnp.NPY_INT32)
-        cdef cnp.ndarray val = _c_array(values, cnp.NPY_FLOAT32)
-        cdef Py_ssize_t n = cnp.PyArray_SIZE(idx), j
-        cdef const int32_t* pi = <const int32_t*>cnp.PyArray_DATA(idx)
-        if cnp.PyArray_SIZE(val) != n:
-            raise ValueError(
-                f"indices and values differ in length: {n} != {cnp.PyArray_SIZE(val)}")
-        for j in range(n):
-            if pi[j] < 0 or pi[j] >= self.zn.shape[0]:
-                raise ValueError(f"index {pi[j]} out of range [0, {self.zn.shape[0]})")
-        cdef double m
-        m = self.margin(pi, <const float*>cnp.PyArray_DATA(val), n)
-        return sigmoid(m)
-
-
-# ---------------------------------------------------------------------------------------------
-# Factorization machines (fastctr.models.fm). Same math and summation order as the numba kernels in
-# fastctr/_kernels/fm.py and ffm.py, so the two agree to ~1e-15 (a parity test pins them).
-
-from libc.stdint cimport uint64_t
-
-
-cdef uint64_t _GOLDEN = 0x9E3779B97F4A7C15
-cdef uint64_t _MIX1 = 0xBF58476D1CE4E5B9
-cdef uint64_t _MIX2 = 0x94D049BB133111EB
 
 
 cdef inline double _init_value(uint64_t seed, uint64_t key, double scale) noexcept nogil:
@@ -215,44 +175,118 @@ cdef inline double _init_value(uint64_t seed, uint64_t key, double scale) noexce
     return scale * (2.0 * u - 1.0)
 
 
-cdef class FMScorer:
-    """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket).
+cdef class _LiveScorer:
+    """What the three live-state scorers share: the row hasher, the FTRL linear part, and
+    predict_one / predict_hashed around a subclass's ``margin``.
 
-    Untouched buckets (G == 0) score with their seeded initial vectors, exactly as the batch
-    kernel does. ``hp`` is FMClassifier._hyper().
+    ``state`` has a ``zn`` field and ``hyper`` ``alpha``, ``beta``, ``l1``, ``l2`` (the
+    models' State and hyperparameter NamedTuples).
     """
     cdef RowHasher hasher
     cdef const double[:, ::1] zn
+    cdef double alpha, beta, l1, l2
+    cdef bint fields_required  # predict_hashed needs field ids
+    cdef Py_ssize_t n_fields  # field ids must be < n_fields; 0: any
+
+    def __init__(self, RowHasher hasher, state, hyper):
+        self.hasher = hasher
+        self.zn = state.zn
+        self.alpha, self.beta, self.l1, self.l2 = hyper.alpha, hyper.beta, hyper.l1, hyper.l2
+
+    @cython.final
+    cdef inline double linear(self, const int32_t* idx, const float* val,
+                              Py_ssize_t n) noexcept nogil:
+        cdef double m = 0.0
+        cdef Py_ssize_t j
+        for j in range(n):
+            m += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
+        return m
+
+    cdef double margin(self, const int32_t* idx, const float* val, const uint16_t* fld,
+                       Py_ssize_t n) noexcept nogil:
+        """The row's margin; ``fld`` is NULL for a pre-hashed row given without field ids."""
+        return self.linear(idx, val, n)
+
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
+        cdef Py_ssize_t n = self.hasher.hash(row)
+        return sigmoid(self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0],
+                                   n))
+
+    def predict_hashed(self, indices, values, fields=None):
+        """Probability of a click for one pre-hashed row (int32 indices, float32 values,
+        uint16 field ids: read by FM and FFM, required by FFM; without them every FM entry
+        interacts)."""
+        cdef cnp.ndarray idx = _c_array(indices, cnp.NPY_INT32)
+        cdef cnp.ndarray val = _c_array(values, cnp.NPY_FLOAT32)
+        cdef cnp.ndarray fl
+        cdef Py_ssize_t n = cnp.PyArray_SIZE(idx), j
+        cdef const int32_t* pi = <const int32_t*>cnp.PyArray_DATA(idx)
+        cdef const uint16_t* pf = NULL
+        if cnp.PyArray_SIZE(val) != n:
+            raise ValueError(
+                f"indices and values differ in length: {n} != {cnp.PyArray_SIZE(val)}")
+        if fields is not None:
+            fl = _c_array(fields, cnp.NPY_UINT16)
+            if cnp.PyArray_SIZE(fl) != n:
+                raise ValueError(f"indices and fields differ in length: {n} != "
+                                 f"{cnp.PyArray_SIZE(fl)}")
+            pf = <const uint16_t*>cnp.PyArray_DATA(fl)
+        elif self.fields_required:
+            raise ValueError("FFMClassifier.predict_one needs field ids: pass (indices, values, "
+                             "fields)")
+        for j in range(n):
+            if pi[j] < 0 or pi[j] >= self.zn.shape[0]:
+                raise ValueError(f"index {pi[j]} out of range [0, {self.zn.shape[0]})")
+            if self.n_fields and pf[j] >= self.n_fields:
+                raise ValueError(f"field id {pf[j]} out of range [0, {self.n_fields})")
+        return sigmoid(self.margin(pi, <const float*>cnp.PyArray_DATA(val), pf, n))
+
+
+cdef class FTRLScorer(_LiveScorer):
+    """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket).
+
+    Weights are computed on the fly from z and n exactly as FTRL-Proximal's prediction step,
+    so the scorer always sees the model's current state without a copy.
+    """
+
+    def __init__(self, RowHasher hasher, state, hyper):
+        super().__init__(hasher, state, hyper)
+        hasher.prefetch_rows(&self.zn[0, 0], sizeof(double) * 2)
+
+
+cdef class FMScorer(_LiveScorer):
+    """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket).
+
+    Untouched buckets (G == 0) score with their seeded initial vectors, exactly as the batch
+    kernel does.
+    """
     cdef const double[:, ::1] vg
-    cdef double alpha, beta, l1, l2, scale
+    cdef double scale
     cdef uint64_t seed
     cdef Py_ssize_t k
     cdef double[::1] s
 
-    def __init__(self, RowHasher hasher, const double[:, ::1] zn, const double[:, ::1] vg,
-                 const double[::1] hp):
-        self.hasher = hasher
-        self.zn = zn
-        self.vg = vg
-        self.alpha, self.beta, self.l1, self.l2 = hp[0], hp[1], hp[2], hp[3]
-        self.scale = hp[6]
-        self.seed = <uint64_t>hp[7]
-        self.k = vg.shape[1] // 2
+    def __init__(self, RowHasher hasher, state, hyper):
+        super().__init__(hasher, state, hyper)
+        self.vg = state.vg
+        self.scale = hyper.init_std * INIT_SCALE_PER_STD
+        self.seed = <uint64_t>state.seed
+        self.k = self.vg.shape[1] // 2
         self.s = np.empty(max(self.k, 1))
 
     cdef double margin(self, const int32_t* idx, const float* val, const uint16_t* fld,
                        Py_ssize_t n) noexcept nogil:
-        cdef double lin = 0.0, q = 0.0, ss = 0.0, x, v, t
+        cdef double lin = self.linear(idx, val, n), q = 0.0, ss = 0.0, x, v, t
         cdef Py_ssize_t j, c, i, k = self.k
         cdef double* s = &self.s[0]
         cdef bint fresh
         for c in range(k):
             s[c] = 0.0
         for j in range(n):
-            i = idx[j]
-            x = val[j]
-            lin += _ftrl_weight(self.zn, i, self.alpha, self.beta, self.l1, self.l2) * x
             if fld == NULL or fld[j] != 0:
+                i = idx[j]
+                x = val[j]
                 fresh = self.vg[i, k] == 0.0
                 for c in range(k):
                     if fresh:
@@ -266,59 +300,28 @@ cdef class FMScorer:
             ss += s[c] * s[c]
         return lin + 0.5 * (ss - q)
 
-    def predict_one(self, row):
-        """Probability of a click for one raw row (see RowHasher.hash)."""
-        cdef Py_ssize_t n = self.hasher.hash(row)
-        cdef double m
-        m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
-        return sigmoid(m)
 
-    def predict_hashed(self, const int32_t[::1] indices, const float[::1] values,
-                       const uint16_t[::1] fields=None):
-        """Probability of a click for one pre-hashed row; without ``fields`` every entry
-        interacts (no bias entry), with them entries of field 0 are linear only."""
-        cdef Py_ssize_t n = indices.shape[0], j
-        if values.shape[0] != n:
-            raise ValueError(f"indices and values differ in length: {n} != {values.shape[0]}")
-        if fields is not None and fields.shape[0] != n:
-            raise ValueError(f"indices and fields differ in length: {n} != {fields.shape[0]}")
-        for j in range(n):
-            if indices[j] < 0 or indices[j] >= self.zn.shape[0]:
-                raise ValueError(f"index {indices[j]} out of range [0, {self.zn.shape[0]})")
-        if n == 0:
-            return sigmoid(0.0)
-        cdef double m
-        cdef const uint16_t* fld = NULL
-        if fields is not None:
-            fld = &fields[0]
-        m = self.margin(&indices[0], &values[0], fld, n)
-        return sigmoid(m)
-
-
-cdef class FFMScorer:
+cdef class FFMScorer(_LiveScorer):
     """Scores rows against live FFM state: FTRL ``zn`` and latent ``vg`` (bucket, field, V | G).
 
-    ``hp`` is FFMClassifier._hyper(). Cost O(k x nnz^2) per row.
+    Cost O(k x nnz^2) per row.
     """
-    cdef RowHasher hasher
-    cdef const double[:, ::1] zn
     cdef const double[:, :, ::1] vg
-    cdef double alpha, beta, l1, l2, scale
+    cdef double scale
     cdef uint64_t seed
     cdef Py_ssize_t k, nf
     cdef bint normalize
 
-    def __init__(self, RowHasher hasher, const double[:, ::1] zn, const double[:, :, ::1] vg,
-                 const double[::1] hp):
-        self.hasher = hasher
-        self.zn = zn
-        self.vg = vg
-        self.alpha, self.beta, self.l1, self.l2 = hp[0], hp[1], hp[2], hp[3]
-        self.scale = hp[6]
-        self.seed = <uint64_t>hp[7]
-        self.normalize = hp[8] != 0.0
-        self.nf = vg.shape[1]
-        self.k = vg.shape[2] // 2
+    def __init__(self, RowHasher hasher, state, hyper):
+        super().__init__(hasher, state, hyper)
+        self.vg = state.vg
+        self.scale = hyper.init_std * INIT_SCALE_PER_STD
+        self.seed = <uint64_t>state.seed
+        self.normalize = hyper.normalize
+        self.nf = self.vg.shape[1]
+        self.k = self.vg.shape[2] // 2
+        self.fields_required = True
+        self.n_fields = self.nf
 
     cdef inline double vec(self, Py_ssize_t i, Py_ssize_t f, Py_ssize_t c) noexcept nogil:
         if self.vg[i, f, self.k] == 0.0:
@@ -327,10 +330,8 @@ cdef class FFMScorer:
 
     cdef double margin(self, const int32_t* idx, const float* val, const uint16_t* fld,
                        Py_ssize_t n) noexcept nogil:
-        cdef double lin = 0.0, pair = 0.0, norm = 0.0, rs = 1.0, d, xj
+        cdef double lin = self.linear(idx, val, n), pair = 0.0, norm = 0.0, rs = 1.0, d, xj
         cdef Py_ssize_t j, l, c, ij, il, fj, fl
-        for j in range(n):
-            lin += _ftrl_weight(self.zn, idx[j], self.alpha, self.beta, self.l1, self.l2) * val[j]
         if self.normalize:
             for j in range(n):
                 if fld[j] != 0:
@@ -354,33 +355,6 @@ cdef class FFMScorer:
                 pair += d * xj * val[l]
         return lin + pair * rs
 
-    def predict_one(self, row):
-        """Probability of a click for one raw row (see RowHasher.hash)."""
-        cdef Py_ssize_t n = self.hasher.hash(row)
-        cdef double m
-        m = self.margin(&self.hasher.idx[0], &self.hasher.val[0], &self.hasher.fld[0], n)
-        return sigmoid(m)
-
-    def predict_hashed(self, const int32_t[::1] indices, const float[::1] values,
-                       const uint16_t[::1] fields=None):
-        """Probability of a click for one pre-hashed row; ``fields`` are required."""
-        cdef Py_ssize_t n = indices.shape[0], j
-        if fields is None:
-            raise ValueError("FFMClassifier.predict_one needs field ids: pass (indices, values, fields)")
-        if values.shape[0] != n or fields.shape[0] != n:
-            raise ValueError(f"indices, values and fields differ in length: {n}, "
-                             f"{values.shape[0]}, {fields.shape[0]}")
-        for j in range(n):
-            if indices[j] < 0 or indices[j] >= self.zn.shape[0]:
-                raise ValueError(f"index {indices[j]} out of range [0, {self.zn.shape[0]})")
-            if fields[j] >= self.nf:
-                raise ValueError(f"field id {fields[j]} out of range [0, {self.nf})")
-        if n == 0:
-            return sigmoid(0.0)
-        cdef double m
-        m = self.margin(&indices[0], &values[0], &fields[0], n)
-        return sigmoid(m)
-
 
 # ---------------------------------------------------------------------------------------------
 # Compact serving scorer (fastctr.serving.scorer.Scorer): materialised weights stored as float32,
@@ -394,7 +368,6 @@ ctypedef fused stored_t:
     int8_t
 
 DTYPES = ("float32", "float16", "int8")
-cdef uint32_t EMPTY = 0xFFFFFFFFu
 # Rows ahead whose weights are prefetched: enough to cover a memory miss with the ~40 loads
 # of the rows in between, few enough that the lines are still cached when they are used.
 cdef Py_ssize_t AHEAD = 4
@@ -443,7 +416,7 @@ cdef inline double _dense_margin(const stored_t* w, uint32_t size, float scale,
 
 cdef inline uint32_t _home(uint32_t b, uint32_t shift) noexcept nogil:
     # Fibonacci hashing spreads consecutive buckets (as fastctr._kernels.scorer.table_slots)
-    return (b * <uint32_t>0x9E3779B1u) >> shift
+    return (b * _FIBONACCI) >> shift
 
 
 cdef inline double _table_margin(const stored_t* w, const uint32_t* keys, uint32_t size,

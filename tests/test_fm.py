@@ -137,18 +137,20 @@ def test_gradient_matches_finite_differences(kind):
                      np.array([0, 1, 2, 4, 5]), np.array([1.0], np.float32), np.ones(1, np.float32))
     fit, margin = (fm_fit, fm_margin) if kind == "fm" else (ffm_fit, ffm_margin)
     zn, vg, hp, k = model.zn_, model.vg_, model._hyper(), model.k
-    margin(row.indptr, row.indices, row.values, row.fields, zn, vg, hp, np.empty(1))
+    krow = model._kernel_rows(row)
+    def state(zn, vg):
+        return model.State(zn, vg, model.seed_, model.n_rows_seen_)
+    margin(krow, state(zn, vg), hp, np.empty(1))
     zn0, vg0 = zn.copy(), vg.copy()
     # touch (materialise) the row's vectors first so the state change is the update alone
-    fit(row.indptr, row.indices, row.values, row.fields, row.labels, np.zeros(1, np.float32), zn, vg, hp, np.empty(1))
+    fit(krow._replace(weights=np.zeros(1, np.float32)), state(zn, vg), hp, np.empty(1))
     zn0, vg0 = zn.copy(), vg.copy()
-    fit(row.indptr, row.indices, row.values, row.fields, row.labels, row.weights, zn1 := zn0.copy(),
-        vg1 := vg0.copy(), hp, np.empty(1))
+    fit(krow, state(zn1 := zn0.copy(), vg1 := vg0.copy()), hp, np.empty(1))
     g_v, g_w = _implied_gradients(zn0, vg0, zn1, vg1, hp, k)
 
     out = np.empty(1)
     def m():
-        margin(row.indptr, row.indices, row.values, row.fields, zn0, vg0, hp, out)
+        margin(krow, state(zn0, vg0), hp, out)
         return out[0]
     loss = _log_loss_of(m, 1.0)
     h = 1e-6
@@ -298,8 +300,8 @@ def test_pickle_resume_is_bit_identical(cls, tmp_path):
     half.predict_one((rows.indices[:3], rows.values[:3], rows.fields[:3]))  # builds a scorer
     half = pickle.loads(pickle.dumps(half))
     half.partial_fit(rows[200:])
-    for name in cls._state_names:
-        assert np.array_equal(getattr(whole, name), getattr(half, name)), name
+    for name, a, b in zip(cls.State._fields, whole.state, half.state):
+        assert np.array_equal(a, b), name
     # one batch == many mini-batches
     mini = cls(**kw)
     for start in range(0, 400, 37):
@@ -308,8 +310,8 @@ def test_pickle_resume_is_bit_identical(cls, tmp_path):
     # through a model file
     whole.save(tmp_path / "m.fctr")
     loaded = load(tmp_path / "m.fctr")
-    for name in cls._state_names:
-        assert np.array_equal(getattr(whole, name), getattr(loaded, name)), name
+    for name, a, b in zip(cls.State._fields, whole.state, loaded.state):
+        assert np.array_equal(a, b), name
     assert loaded.hasher_ == whole.hasher_
     assert {k: v for k, v in loaded.get_params().items() if k != "fields"} == \
         {k: v for k, v in whole.get_params().items() if k != "fields"}

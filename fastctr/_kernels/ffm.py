@@ -19,16 +19,31 @@ AdaGrad step from the pair's gradient ``kappa * x_j * x_l * r * other + l2_v * s
 initialisation, the accumulator start at 1 and gradient clipping are as in
 :mod:`fastctr._kernels.fm` (key ``(bucket * n_fields + field) * k + c``).
 
-``hp`` is float64 ``[alpha, beta, l1, l2, eta, l2_v, init_scale, seed, normalize]``.
+The hyperparameters are :class:`FFMHyper`; the state is :class:`fastctr._kernels.fm.FMState`
+with a 3-D ``vg``.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
-from fastctr._kernels.fm import DIVERGE_LIMIT, ETA, G0, INIT_SCALE, L2V, SEED, _longest, clip_grad, init_value
-from fastctr._kernels.ftrl import sigmoid, update, weight
+from fastctr._kernels.fm import DIVERGE_LIMIT, G0, INIT_SCALE_PER_STD, FMState, init_value
+from fastctr._kernels.ftrl import clip_grad, linear_margin, linear_update, sigmoid
 from fastctr._kernels.prefetch import prefetch_ahead
+from fastctr._kernels.rows import ROW_FIELDS, Rows, longest_row
 
-NORMALIZE = 8
+
+class FFMHyper(NamedTuple):
+    """FFMClassifier's hyperparameters, as its attributes of the same names."""
+
+    alpha: float
+    beta: float
+    l1: float
+    l2: float
+    eta: float
+    l2_v: float
+    init_std: float
+    normalize: bool
 
 
 @njit(cache=True, inline="always")
@@ -40,13 +55,13 @@ def _touch(vg, i, f, k, nf, seed, scale):
 
 
 @njit(cache=True, inline="always")
-def _row_scale(values, fields, a, b, normalize):
-    if normalize == 0.0:
+def _row_scale(rows, a, b, normalize):
+    if not normalize:
         return 1.0
     norm = 0.0
     for j in range(a, b):
-        if fields[j] != 0:
-            norm += np.float64(values[j]) ** 2
+        if rows.fields[j] != 0:
+            norm += np.float64(rows.values[j]) ** 2
     return 1.0 / norm if norm > 0.0 else 1.0
 
 
@@ -58,8 +73,9 @@ def _vec(vg, i, f, c, k, nf, seed, scale):
 
 
 @njit(cache=True, inline="always")
-def _pairwise(indices, values, fields, a, b, vg, seed, scale):
+def _pairwise(rows, a, b, vg, seed, scale):
     """Sum over pairs j < l of the row (bias left out) of <v_{j, f_l}, v_{l, f_j}> x_j x_l."""
+    indices, values, fields = rows.indices, rows.values, rows.fields
     nf, k = vg.shape[1], vg.shape[2] // 2
     pair = 0.0
     for j in range(a, b):
@@ -79,38 +95,41 @@ def _pairwise(indices, values, fields, a, b, vg, seed, scale):
     return pair
 
 
+@njit(cache=True, inline="always")
+def _forward(rows, a, b, state, hyper, w, keep):
+    """Margin of the entries ``a:b`` and the row's pairwise scale r; with ``keep`` (a
+    constant) the linear weights go to ``w``."""
+    lin = linear_margin(rows, a, b, state.zn, hyper, w, keep)
+    rs = _row_scale(rows, a, b, hyper.normalize)
+    pair = _pairwise(rows, a, b, state.vg, np.uint64(state.seed), hyper.init_std * INIT_SCALE_PER_STD)
+    return lin + pair * rs, rs
+
+
 @njit(cache=True, nogil=True)
-def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out):
+def ffm_fit(rows, state, hyper, p_out):
     """One sequential pass; ``p_out[r]`` gets row r's probability before it was learned.
 
     Returns -1, or the index of the first row whose margin is non-finite or beyond
     ``DIVERGE_LIMIT`` (that row and the following ones are left unlearned).
     """
+    zn, vg = state.zn, state.vg
     nf, k = vg.shape[1], vg.shape[2] // 2
-    w = np.empty(_longest(indptr))
-    inv_alpha, eta, l2v = 1.0 / hp[0], hp[ETA], hp[L2V]
-    scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
-    for r in range(indptr.shape[0] - 1):
-        prefetch_ahead(indptr, indices, zn, r)  # latent rows: one per pair, not prefetched
-        a, b = indptr[r], indptr[r + 1]
-        lin = 0.0
-        for j in range(a, b):
-            w[j - a] = weight(zn, indices[j], hp)
-            lin += w[j - a] * values[j]
-        rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
-        pair = _pairwise(indices, values, fields, a, b, vg, seed, scale)
-        m = lin + pair * rs
+    w = np.empty(longest_row(rows.indptr))
+    inv_alpha, eta = 1.0 / hyper.alpha, hyper.eta
+    scale, seed = hyper.init_std * INIT_SCALE_PER_STD, np.uint64(state.seed)
+    indices, values, fields = rows.indices, rows.values, rows.fields
+    for r in range(rows.indptr.shape[0] - 1):
+        prefetch_ahead(rows.indptr, indices, zn, r)  # latent rows: one per pair, not prefetched
+        a, b = rows.indptr[r], rows.indptr[r + 1]
+        m, rs = _forward(rows, a, b, state, hyper, w, True)
         if not abs(m) < DIVERGE_LIMIT:
             return r
         p = sigmoid(m)
         p_out[r] = p
-        wt = np.float64(weights[r])
-        g_row = (p - labels[r]) * wt
-        for j in range(a, b):
-            i = indices[j]
-            g = clip_grad(g_row * values[j])
-            update(zn, i, g, w[j - a], inv_alpha)
-        reg = wt * l2v
+        wt = np.float64(rows.weights[r])
+        g_row = (p - rows.labels[r]) * wt
+        linear_update(rows, a, b, zn, g_row, w, inv_alpha, True)
+        reg = wt * hyper.l2_v
         for j in range(a, b):
             fj = fields[j]
             if fj == 0:
@@ -139,15 +158,26 @@ def ffm_fit(indptr, indices, values, fields, labels, weights, zn, vg, hp, p_out)
 
 
 @njit(cache=True, nogil=True)
-def ffm_margin(indptr, indices, values, fields, zn, vg, hp, out):
+def ffm_margin(rows, state, hyper, out):
     """Margins (log-odds) of every row, without changing the state."""
-    scale, seed = hp[INIT_SCALE], np.uint64(hp[SEED])
-    for r in range(indptr.shape[0] - 1):
-        prefetch_ahead(indptr, indices, zn, r)  # latent rows: one per pair, not prefetched
-        a, b = indptr[r], indptr[r + 1]
-        lin = 0.0
-        for j in range(a, b):
-            lin += weight(zn, indices[j], hp) * values[j]
-        rs = _row_scale(values, fields, a, b, hp[NORMALIZE])
-        pair = _pairwise(indices, values, fields, a, b, vg, seed, scale)
-        out[r] = lin + pair * rs
+    for r in range(rows.indptr.shape[0] - 1):
+        prefetch_ahead(rows.indptr, rows.indices, state.zn, r)  # latent rows: not prefetched
+        out[r] = _forward(rows, rows.indptr[r], rows.indptr[r + 1], state, hyper, out, False)[0]
+
+
+# Entry points for Python callers: ``name_splat(*rows, *state, *hyper, out)`` (see
+# fastctr._kernels.rows.ROW_FIELDS).
+_STATE_END = ROW_FIELDS + len(FMState._fields)
+_HYPER_END = _STATE_END + len(FFMHyper._fields)
+
+
+@njit(cache=True, nogil=True)
+def ffm_fit_splat(*a):
+    return ffm_fit(Rows(*a[:ROW_FIELDS]), FMState(*a[ROW_FIELDS:_STATE_END]),
+        FFMHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])
+
+
+@njit(cache=True, nogil=True)
+def ffm_margin_splat(*a):
+    return ffm_margin(Rows(*a[:ROW_FIELDS]), FMState(*a[ROW_FIELDS:_STATE_END]),
+        FFMHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])

@@ -1,16 +1,50 @@
 """FTRL-Proximal logistic regression kernels (McMahan et al. 2013, Algorithm 1).
 
-State ``zn`` is float64 of shape (2**bits, 2): a bucket's z and sqrt(n) side by side, so one
-update touches one cache line, and keeping the square root of n (rather than n) saves two
-of the three square roots per feature. ``hp`` is float64 [alpha, beta, l1, l2]. Training and
-prediction release the GIL, so threads can learn (Hogwild) and score at the same time.
+:class:`FTRLState` ``zn`` is float64 of shape (2**bits, 2): a bucket's z and sqrt(n) side by
+side, so one update touches one cache line, and keeping the square root of n (rather than n)
+saves two of the three square roots per feature. :class:`FTRLHyper` holds alpha, beta, l1 and
+l2. The linear part of FM and FFM is this same code (:func:`linear_margin`,
+:func:`linear_update`). Training and prediction release the GIL, so threads can learn
+(Hogwild) and score at the same time.
 """
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
 from fastctr._kernels.prefetch import prefetch_ahead
+from fastctr._kernels.rows import ROW_FIELDS, Rows, longest_row
 
 MARGIN_CLIP = 35.0  # |margin| beyond this changes p by < 1e-15; keeps exp finite
+GRAD_CLIP = 1e4  # FM/FFM's per-coordinate gradient clip: bounds every step, keeps g*g finite
+
+
+class FTRLHyper(NamedTuple):
+    """FTRL-Proximal's hyperparameters, as the estimator's attributes of the same names.
+
+    FM's and FFM's hyperparameter tuples start with the same four fields, so every function
+    here reads them too.
+    """
+
+    alpha: float
+    beta: float
+    l1: float
+    l2: float
+
+
+class FTRLState(NamedTuple):
+    """What an FTRLClassifier learned (``model.state``).
+
+    Attributes
+    ----------
+    zn : ndarray of float64, shape (2**bits, 2)
+        z and sqrt(n) of every bucket, side by side.
+    n_rows_seen : int
+        Rows learned so far.
+    """
+
+    zn: np.ndarray
+    n_rows_seen: int
 
 
 @njit(cache=True, inline="always")
@@ -20,16 +54,21 @@ def sigmoid(m):
 
 
 @njit(cache=True, inline="always")
-def weight(zn, i, hp):
+def clip_grad(g):
+    return min(max(g, -GRAD_CLIP), GRAD_CLIP)
+
+
+@njit(cache=True, inline="always")
+def weight(zn, i, hyper):
     """The per-coordinate weight w_i of Algorithm 1: exactly 0 when |z_i| <= l1.
 
     -(z - sign(z) l1) / ((beta + sqrt(n)) / alpha + l2), multiplied through by alpha: one
     division instead of two (divisions bound the learning loop).
     """
     z = zn[i, 0]
-    if abs(z) <= hp[2]:
+    if abs(z) <= hyper.l1:
         return 0.0
-    return -hp[0] * (z - np.sign(z) * hp[2]) / (hp[1] + zn[i, 1] + hp[0] * hp[3])
+    return -hyper.alpha * (z - np.sign(z) * hyper.l1) / (hyper.beta + zn[i, 1] + hyper.alpha * hyper.l2)
 
 
 @njit(cache=True, inline="always")
@@ -42,43 +81,77 @@ def update(zn, i, g, w_old, inv_alpha):
     zn[i, 1] = sqrt_n_new
 
 
+@njit(cache=True, inline="always")
+def linear_margin(rows, a, b, zn, hyper, w, keep):
+    """w . x of the entries ``a:b``; with ``keep`` (a constant: the branch compiles away),
+    the weights are also written to ``w[0:b - a]`` for :func:`linear_update`."""
+    m = 0.0
+    for j in range(a, b):
+        wj = weight(zn, rows.indices[j], hyper)
+        if keep:
+            w[j - a] = wj
+        m += wj * rows.values[j]
+    return m
+
+
+@njit(cache=True, inline="always")
+def linear_update(rows, a, b, zn, g_row, w, inv_alpha, clip):
+    """Algorithm 1's update of every entry of ``a:b`` for the row's loss gradient ``g_row``,
+    from the weights the row was scored with; ``clip`` (a constant) clips each coordinate's
+    gradient to GRAD_CLIP, as FM and FFM do."""
+    for j in range(a, b):
+        g = g_row * rows.values[j]
+        if clip:
+            g = clip_grad(g)
+        update(zn, rows.indices[j], g, w[j - a], inv_alpha)
+
+
 @njit(cache=True, nogil=True)
-def ftrl_fit(indptr, indices, values, labels, weights, zn, hp, p_out):
+def ftrl_fit(rows, state, hyper, p_out):
     """One sequential pass; p_out[r] gets the probability row r had before it was learned."""
-    longest = 0
-    for r in range(indptr.shape[0] - 1):
-        longest = max(longest, indptr[r + 1] - indptr[r])
-    w = np.empty(longest)  # the row's weights before its update (Algorithm 1's w_t)
-    inv_alpha = 1.0 / hp[0]
-    for r in range(indptr.shape[0] - 1):
-        prefetch_ahead(indptr, indices, zn, r)
-        a, b = indptr[r], indptr[r + 1]
-        m = 0.0
-        for j in range(a, b):
-            w[j - a] = weight(zn, indices[j], hp)
-            m += w[j - a] * values[j]
-        p = sigmoid(m)
+    zn = state.zn
+    w = np.empty(longest_row(rows.indptr))  # the row's weights before its update (w_t)
+    inv_alpha = 1.0 / hyper.alpha
+    for r in range(rows.indptr.shape[0] - 1):
+        prefetch_ahead(rows.indptr, rows.indices, zn, r)
+        a, b = rows.indptr[r], rows.indptr[r + 1]
+        p = sigmoid(linear_margin(rows, a, b, zn, hyper, w, True))
         p_out[r] = p
-        g_row = (p - labels[r]) * weights[r]
+        g_row = (p - rows.labels[r]) * rows.weights[r]
         if g_row == 0.0:
             continue  # a zero-weight row (or a perfect prediction) changes nothing
-        for j in range(a, b):
-            update(zn, indices[j], g_row * values[j], w[j - a], inv_alpha)
+        linear_update(rows, a, b, zn, g_row, w, inv_alpha, False)
 
 
 @njit(cache=True, nogil=True)
-def ftrl_margin(indptr, indices, values, zn, hp, out):
+def ftrl_margin(rows, state, hyper, out):
     """Margins w . x of every row, without changing the state."""
-    for r in range(indptr.shape[0] - 1):
-        prefetch_ahead(indptr, indices, zn, r)
-        m = 0.0
-        for j in range(indptr[r], indptr[r + 1]):
-            m += weight(zn, indices[j], hp) * values[j]
-        out[r] = m
+    zn = state.zn
+    for r in range(rows.indptr.shape[0] - 1):
+        prefetch_ahead(rows.indptr, rows.indices, zn, r)
+        out[r] = linear_margin(rows, rows.indptr[r], rows.indptr[r + 1], zn, hyper, out, False)
 
 
 @njit(cache=True)
-def ftrl_weights(zn, hp, out):
+def ftrl_weights(state, hyper, out):
     """Materialised weights of every bucket (for coef_ and serving exports)."""
-    for i in range(zn.shape[0]):
-        out[i] = weight(zn, i, hp)
+    for i in range(state.zn.shape[0]):
+        out[i] = weight(state.zn, i, hyper)
+
+
+# Entry points for Python callers: ``name_splat(*rows, *state, *hyper, out)`` (see
+# fastctr._kernels.rows.ROW_FIELDS).
+_STATE_END = ROW_FIELDS + len(FTRLState._fields)
+_HYPER_END = _STATE_END + len(FTRLHyper._fields)
+
+
+@njit(cache=True, nogil=True)
+def ftrl_fit_splat(*a):
+    return ftrl_fit(Rows(*a[:ROW_FIELDS]), FTRLState(*a[ROW_FIELDS:_STATE_END]),
+        FTRLHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])
+
+
+@njit(cache=True, nogil=True)
+def ftrl_margin_splat(*a):
+    return ftrl_margin(Rows(*a[:ROW_FIELDS]), FTRLState(*a[ROW_FIELDS:_STATE_END]),
+        FTRLHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])

@@ -1,24 +1,29 @@
 """OnlineClassifier: parameters, input conversion and the partial_fit/predict plumbing.
 
-Subclasses declare their parameters in ``__init__`` (stored as given), their valid values in
-``_parameter_constraints``, and implement four hooks over HashedRows: ``_allocate``, ``_learn``,
-``_margins`` and ``_make_scorer``. The estimator owns every state array; kernels are pure.
+Subclasses declare their parameters in ``__init__`` (stored as given, by
+``_store_params(locals())``), their valid values in ``_parameter_constraints``, their learned state as a
+NamedTuple class ``State`` (each field ``f`` kept as the attribute ``f_``), and implement the
+abstract hooks: ``_hyper``, ``_allocate``, ``_learn``, ``_margins`` and ``_make_scorer``. The
+estimator owns every state array; kernels are pure functions of
+``(rows, state, hyper, out)``.
 """
 from __future__ import annotations
 
+import abc
 import copy
 import inspect
+import numbers
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
-from fastctr._kernels.rows import entries_are_valid
-from fastctr.io.rows import HashedRows
+from fastctr._kernels.rows import NO_FIELDS, NO_TARGETS, Rows, entries_are_valid
 from fastctr._pool import thread_pool
-from fastctr.exceptions import NotFittedError
 from fastctr._validation import Interval, validate_params
+from fastctr.exceptions import NotFittedError
 from fastctr.io.hashing import HASHING_CONSTRAINTS, FeatureHasher, check_hashing_together
+from fastctr.io.rows import HashedRows
 from fastctr.models._sklearn import (
     ClassifierCompat,
     as_numeric_array,
@@ -39,7 +44,7 @@ NON_NEGATIVE = [Interval(Real, 0, None, closed="left")]
 COUNT = [Interval(Integral, 1, None, closed="left")]
 
 
-class OnlineClassifier(ClassifierCompat):
+class OnlineClassifier(ClassifierCompat, abc.ABC):
     """Base of fastctr's online binary classifiers (scikit-learn conventions)."""
 
     #: parameter name -> its valid values (checked at fit/partial_fit/predict, not in
@@ -54,10 +59,30 @@ class OnlineClassifier(ClassifierCompat):
         **HASHING_CONSTRAINTS,
     }
     _scorer_cache = None  # the compiled single-row scorer, built on first predict_one
+    #: the learned state's NamedTuple; field ``f`` lives in the attribute ``f_``
+    State: type = tuple
+    #: attributes the single-row scorer reads (set per class): assigning one drops it
+    _scorer_inputs: frozenset[str] = frozenset()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         register(cls)  # model files name their class; no pickle on load
+        arrays = {f"{name}_" for name in getattr(cls.State, "_fields", ()) if name != "n_rows_seen"}
+        cls._scorer_inputs = frozenset(cls._param_names()) | arrays
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The scorer copies the hyperparameters and points at the state arrays: any new
+        # value of either (model.l1 = 0.0, as scikit-learn allows) makes the next predict_one
+        # build a fresh one. Nothing runs on predict_one's own path.
+        if name in self._scorer_inputs:
+            self.__dict__.pop("_scorer_cache", None)
+        object.__setattr__(self, name, value)
+
+    def _store_params(self, args: dict[str, Any]) -> None:
+        """Store the constructor's arguments (``locals()`` of ``__init__``) under their names,
+        unchanged, as scikit-learn requires."""
+        for name in self._param_names():
+            setattr(self, name, args[name])
 
     # -- parameters ---------------------------------------------------------------------
     @classmethod
@@ -98,9 +123,43 @@ class OnlineClassifier(ClassifierCompat):
         validate_params(self._parameter_constraints, params, name)
         check_hashing_together(params, name)
 
-    def _hyper(self) -> np.ndarray:
-        """Hyperparameters packed for the kernels (subclasses define the layout)."""
-        raise NotImplementedError
+    # -- hooks (each model implements them) ------------------------------------------------
+    @abc.abstractmethod
+    def _hyper(self) -> tuple:
+        """The kernels' hyperparameter NamedTuple, built from the current attributes."""
+
+    @abc.abstractmethod
+    def _allocate(self) -> None:
+        """Create a fresh state (every ``State`` attribute but ``n_rows_seen_``)."""
+
+    @abc.abstractmethod
+    def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
+        """Learn ``rows`` (labels and weights attached) in order; ``p_out[r]`` gets row r's
+        probability before it was learned."""
+
+    @abc.abstractmethod
+    def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
+        """Write the margin of every row to ``out``, changing nothing."""
+
+    @abc.abstractmethod
+    def _make_scorer(self):
+        """The compiled single-row scorer (``fastctr._ext._score``) over the live state."""
+
+    def _fields_of(self, rows: HashedRows) -> np.ndarray:
+        """The field ids the kernels read (none by default)."""
+        return NO_FIELDS
+
+    def _call(self, kernel, rows: HashedRows, out: np.ndarray):
+        """``kernel(rows, state, hyper, out)`` through its ``*_splat`` entry (flat arguments:
+        numba types them several microseconds faster than NamedTuples)."""
+        return kernel(*self._kernel_rows(rows), *self._live_state(), *self._hyper(), out)
+
+    def _kernel_rows(self, rows: HashedRows) -> Rows:
+        """``rows`` as the kernels take them: every field an array, so each kernel compiles
+        once (missing labels and weights are empty)."""
+        return Rows(rows.indptr, rows.indices, rows.values, self._fields_of(rows),
+                    NO_TARGETS if rows.labels is None else rows.labels,
+                    NO_TARGETS if rows.weights is None else rows.weights)
 
     # -- state --------------------------------------------------------------------------
     @property
@@ -124,31 +183,106 @@ class OnlineClassifier(ClassifierCompat):
             self._hasher_cache = FeatureHasher(**params)
         return self._hasher_cache
 
-    def _state(self) -> dict[str, Any]:
-        """Everything learned: arrays and scalars (model files store exactly this)."""
-        return {name: getattr(self, name) for name in self._state_names}
+    @property
+    def state(self):
+        """Everything the model learned, as its ``State`` NamedTuple (the live arrays, not
+        copies): what model files store and :meth:`from_state` takes back.
 
-    def _set_state(self, state: dict[str, Any]) -> None:
-        for name in self._state_names:
-            setattr(self, name, state[name])
-        self._scorer_cache = None
+        Examples
+        --------
+        >>> from fastctr import FTRLClassifier
+        >>> rows = [{"C1": "a"}, {"C1": "b"}] * 10
+        >>> model = FTRLClassifier(bits=18).fit(rows, [1, 0] * 10)
+        >>> state = model.state
+        >>> state.zn.shape, state.n_rows_seen
+        ((262144, 2), 20)
+        >>> twin = FTRLClassifier.from_state(model.get_params(), model.hasher_, state)
+        >>> twin.predict_one({"C1": "a"}) == model.predict_one({"C1": "a"})
+        True
+        """
+        self._check_fitted()
+        return self._live_state()
+
+    def _live_state(self):
+        """The ``State`` of the current arrays, fitted or not (what the kernels take)."""
+        return self.State(*(getattr(self, f"{name}_") for name in self.State._fields))
 
     @classmethod
-    def _from_file(cls, params: dict, hasher: dict, state: dict) -> OnlineClassifier:
-        """Rebuild from a model file's parameters and state (fastctr.serving.files.load)."""
+    def from_state(cls, params: dict[str, Any], hasher, state) -> OnlineClassifier:
+        """A model with parameters ``params`` that has learned ``state``.
+
+        Parameters
+        ----------
+        params : dict
+            Constructor parameters, as ``get_params()`` returns them (lists for tuples,
+            as after a JSON round trip, are accepted).
+        hasher : FeatureHasher or dict
+            The hasher the state was learned with, or its ``get_params()``; it must be the one
+            ``params`` build (a check that state and hashing belong together).
+        state : ``cls.State`` or mapping of its fields
+            As :attr:`state` returns it. The arrays are used as they are, not copied (a
+            read-only memmap can predict, not learn).
+
+        Returns
+        -------
+        model : cls
+            Predicts and, with writable arrays, continues learning exactly as the model the
+            state came from.
+
+        Raises
+        ------
+        ValueError
+            The hasher does not match ``params``, or an array's dtype or shape does not fit
+            the parameters (names the array and what it must be).
+
+        Examples
+        --------
+        >>> from fastctr import FMClassifier
+        >>> rows = [{"C1": "a", "C2": "x"}, {"C1": "b", "C2": "y"}] * 10
+        >>> model = FMClassifier(k=4, bits=18).fit(rows, [1, 0] * 10)
+        >>> twin = FMClassifier.from_state(model.get_params(), model.hasher_, model.state)
+        >>> twin.partial_fit(rows, [1, 0] * 10).state.n_rows_seen
+        40
+        """
         params = dict(params)  # JSON made lists of the tuples
         params["crosses"] = tuple(tuple(pair) for pair in params["crosses"])
         for name in ("fields", "numeric"):
             if params[name] is not None:
                 params[name] = tuple(params[name])
         model = cls(**params)
+        if not isinstance(hasher, dict):
+            hasher = hasher.get_params()
         if model.hasher_.get_params() != hasher:
-            raise ValueError("the model file's hasher does not match its parameters")
-        model._set_state(state)
+            raise ValueError(f"{cls.__name__}.from_state: the hasher does not match the "
+                             "parameters' hashing (fields, bits, hash_seed, ...); pass the "
+                             "hasher the state was learned with and the model's own parameters")
+        if not isinstance(state, cls.State):
+            state = _as_state(cls, state)
+        model._check_state(state)
+        for name, value in zip(cls.State._fields, state):
+            setattr(model, f"{name}_", value)
         return model
 
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape every state array must have under the current parameters."""
+        return {"zn": (1 << self.bits, 2)}
+
+    def _check_state(self, state) -> None:
+        name = type(self).__name__
+        for field, shape in self._state_shapes().items():
+            arr = getattr(state, field)
+            if not (isinstance(arr, np.ndarray) and arr.dtype == np.float64
+                    and arr.shape == shape and arr.flags.c_contiguous):
+                got = (f"{arr.dtype} {arr.shape}" if isinstance(arr, np.ndarray)
+                       else type(arr).__name__)
+                raise ValueError(f"{name} state {field!r} must be a C-contiguous float64 array "
+                                 f"of shape {shape} for these parameters; got {got}")
+        n = state.n_rows_seen
+        if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"{name} state 'n_rows_seen' must be an int >= 0; got {n!r}")
+
     def _start(self) -> None:
-        if not self.is_fitted or getattr(self, self._state_names[0], None) is None:
+        if not self.is_fitted or getattr(self, "zn_", None) is None:
             self._validate_params()
             self._allocate()
             self._scorer_cache = None  # it pointed at the old arrays
@@ -258,8 +392,8 @@ class OnlineClassifier(ClassifierCompat):
 
     def fit(self, X, y=None, sample_weight=None) -> OnlineClassifier:
         """Forget what was learned, then make ``epochs`` passes over the rows in order."""
-        for name in self._state_names:
-            setattr(self, name, None)
+        for name in self.State._fields:
+            setattr(self, f"{name}_", None)
         self.n_rows_seen_ = 0
         self.__dict__.pop("n_features_in_", None)  # learned again from these rows
         self._validate_params()
@@ -294,16 +428,19 @@ class OnlineClassifier(ClassifierCompat):
 
         ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}``, one raw line (str or
         bytes) holding the fields' values in schema order separated by tabs (a Criteo
-        test-set line: no label), or a pre-hashed ``(indices, values)`` pair.
+        test-set line: no label), a pre-hashed ``(indices, values)`` pair, or an
+        ``(indices, values, fields)`` triple (field ids: FM and FFM read them; FFM needs them,
+        and FM without them lets every entry interact).
         """
         scorer = self._scorer_cache
         if scorer is None:
             self._check_fitted()
             scorer = self._scorer_cache = self._make_scorer()
         if isinstance(row, tuple):
-            if len(row) == 2:
-                return scorer.predict_hashed(row[0], row[1])
-            raise TypeError(f"a pre-hashed row is an (indices, values) pair; got {len(row)} items")
+            if len(row) in (2, 3):
+                return scorer.predict_hashed(*row)
+            raise TypeError("a pre-hashed row is an (indices, values) pair or an (indices, "
+                            f"values, fields) triple; got {len(row)} items")
         return scorer.predict_one(row)  # a dict or a line; TypeError for anything else
 
     @property
@@ -316,6 +453,17 @@ class OnlineClassifier(ClassifierCompat):
 
     def __sklearn_clone__(self):
         return type(self)(**copy.deepcopy(self.get_params()))
+
+
+def _as_state(cls: type, fields) -> tuple:
+    """``cls.State`` from a mapping of its fields, naming any missing or unknown one."""
+    names = cls.State._fields
+    missing = [name for name in names if name not in fields]
+    unknown = [name for name in fields if name not in names]
+    if missing or unknown:
+        raise ValueError(f"{cls.__name__} state has the fields {list(names)}; missing "
+                         f"{missing}, unknown {unknown}")
+    return cls.State(**fields)
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:

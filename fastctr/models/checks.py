@@ -12,14 +12,14 @@ import tempfile
 
 import numpy as np
 
-from fastctr.models.base import OnlineClassifier
-from fastctr.io.rows import HashedRows
 from fastctr.exceptions import NotFittedError
+from fastctr.io.rows import HashedRows
+from fastctr.models.base import OnlineClassifier
 
 
 def _state_equal(a: OnlineClassifier, b: OnlineClassifier) -> bool:
-    sa, sb = a._state(), b._state()
-    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    sa, sb = a.state, b.state
+    return type(sa) is type(sb) and all(np.array_equal(x, y) for x, y in zip(sa, sb))
 
 
 def check_predict_before_fit(est: OnlineClassifier, rows: HashedRows) -> None:
@@ -33,11 +33,11 @@ def check_predict_before_fit(est: OnlineClassifier, rows: HashedRows) -> None:
 def check_predict_does_not_mutate(est: OnlineClassifier, rows: HashedRows) -> None:
     est = copy.deepcopy(est).partial_fit(rows)
     before = copy.deepcopy(rows)
-    state = copy.deepcopy(est._state())
+    state = copy.deepcopy(est.state)
     est.predict_proba(rows)
     for name in ("indptr", "indices", "values", "fields", "labels"):
         assert np.array_equal(getattr(rows, name), getattr(before, name)), f"predict changed {name}"
-    assert all(np.array_equal(state[k], est._state()[k]) for k in state), "predict changed the model"
+    assert all(np.array_equal(x, y) for x, y in zip(state, est.state)), "predict changed the model"
 
 
 def check_resume_is_identical(est: OnlineClassifier, rows: HashedRows) -> None:

@@ -6,27 +6,29 @@ exact zeros), plus latent factors trained with per-coordinate AdaGrad.
 """
 from __future__ import annotations
 
+import abc
 import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr._validation import Booleans, Interval
-from fastctr.models.base import NON_NEGATIVE, POSITIVE, OnlineClassifier
 from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
-from fastctr._kernels.ffm import ffm_fit, ffm_margin
-from fastctr._kernels.fm import DIVERGE_LIMIT, fm_fit, fm_margin
-from fastctr.io.rows import HashedRows
+from fastctr._kernels.ffm import FFMHyper, ffm_fit_splat, ffm_margin_splat
+from fastctr._kernels.fm import DIVERGE_LIMIT, FMHyper, FMState, fm_fit_splat, fm_margin_splat
+from fastctr._validation import Booleans, Interval
 from fastctr.exceptions import DivergenceError
+from fastctr.io.rows import HashedRows
+from fastctr.models.base import NON_NEGATIVE, POSITIVE, OnlineClassifier
 
 __all__ = ["FFMClassifier", "FMClassifier"]
 
-_SEED_MASK = (1 << 53) - 1  # seeds travel in the float64 hyperparameter array
+_SEED_MASK = (1 << 53) - 1  # seeds stay exact as float64 (older model files, JSON readers)
 
 
 class _FactorizationBase(OnlineClassifier):
-    """Shared plumbing of FM and FFM: seeds, divergence errors, hashed predict_one."""
+    """Shared plumbing of FM and FFM: state, seeds, kernel calls, divergence errors."""
 
+    State = FMState
     _fit_kernel = None
     _margin_kernel = None
 
@@ -35,19 +37,42 @@ class _FactorizationBase(OnlineClassifier):
         lo, hi = ss.generate_state(2, np.uint32)
         return int((int(hi) << 32 | int(lo)) & _SEED_MASK)
 
+    @abc.abstractmethod
     def _fields_of(self, rows: HashedRows) -> np.ndarray:
-        raise NotImplementedError
+        """The field id of every entry, as the kernels read them."""
+
+    @abc.abstractmethod
+    def _vg_shape(self) -> tuple[int, ...]:
+        """The shape of the latent table ``vg_`` under the current parameters."""
+
+    def _allocate(self) -> None:
+        self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
+        self.vg_ = np.zeros(self._vg_shape(), np.float64)
+        self.seed_ = self._derive_seed()
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {**super()._state_shapes(), "vg": self._vg_shape()}
+
+    def _check_state(self, state) -> None:
+        super()._check_state(state)
+        seed = state.seed
+        if not (isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+                and 0 <= seed <= _SEED_MASK):
+            raise ValueError(f"{type(self).__name__} state 'seed' must be an int in [0, 2**53); "
+                             f"got {seed!r}")
 
     def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
-        fields = self._fields_of(rows)
-        status = type(self)._fit_kernel(rows.indptr, rows.indices, rows.values, fields, rows.labels,
-                                        rows.weights, self.zn_, self.vg_, self._hyper(), p_out)
+        status = self._call(type(self)._fit_kernel, rows, p_out)
         if status >= 0:
             self._diverged(rows, int(status))
 
     def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
-        type(self)._margin_kernel(rows.indptr, rows.indices, rows.values, self._fields_of(rows),
-                                  self.zn_, self.vg_, self._hyper(), out)
+        self._call(type(self)._margin_kernel, rows, out)
+
+    def _make_scorer(self):
+        hasher = self.hasher_
+        return self._scorer_class(RowHasher(hasher._spec, hasher.fields), self._live_state(),
+                                  self._hyper())
 
     def _diverged(self, rows: HashedRows, r: int) -> None:
         # Rows before r were learned: count them, then explain what went wrong and the fix.
@@ -66,22 +91,6 @@ class _FactorizationBase(OnlineClassifier):
             "to about [-10, 10]) and/or lower eta (e.g. by 10x). The rows before it were "
             "learned and the state is finite; that row and the rest of the batch were not."
         )
-
-    def predict_one(self, row) -> float:
-        """Click probability of one row.
-
-        ``row`` is a raw dict ``{"C1": "68fd1e64", "I1": 3, ...}`` or a raw tab-separated line
-        of the fields in schema order (hashed and scored in one compiled call), an
-        ``(indices, values, fields)`` triple, or an ``(indices, values)`` pair (no field ids:
-        every entry interacts, as for rows without fields).
-        """
-        if isinstance(row, tuple) and len(row) == 3:
-            scorer = self._scorer_cache
-            if scorer is None:
-                self._check_fitted()
-                scorer = self._scorer_cache = self._make_scorer()
-            return scorer.predict_hashed(row[0], row[1], row[2])
-        return super().predict_one(row)
 
     @property
     def V_(self) -> np.ndarray:
@@ -152,6 +161,8 @@ class FMClassifier(_FactorizationBase):
         The seed of the initial latent values.
     n_rows_seen_ : int
         Rows learned so far.
+    state : FMState
+        ``(zn, vg, seed, n_rows_seen)``: everything learned, for :meth:`from_state`.
 
     Examples
     --------
@@ -172,9 +183,9 @@ class FMClassifier(_FactorizationBase):
         "init_std": NON_NEGATIVE,
         "random_state": [Interval(numbers.Integral, 0, None, closed="left"), None],
     }
-    _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
-    _fit_kernel = staticmethod(fm_fit)
-    _margin_kernel = staticmethod(fm_margin)
+    _fit_kernel = staticmethod(fm_fit_splat)
+    _margin_kernel = staticmethod(fm_margin_splat)
+    _scorer_class = FMScorer
 
     def __init__(
         self,
@@ -197,41 +208,18 @@ class FMClassifier(_FactorizationBase):
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.alpha = alpha
-        self.beta = beta
-        self.l1 = l1
-        self.l2 = l2
-        self.k = k
-        self.eta = eta
-        self.l2_v = l2_v
-        self.init_std = init_std
-        self.random_state = random_state
-        self.epochs = epochs
-        self.n_jobs = n_jobs
-        self.fields = fields
-        self.numeric = numeric
-        self.bits = bits
-        self.hash_seed = hash_seed
-        self.numeric_transform = numeric_transform
-        self.crosses = crosses
+        self._store_params(locals())
 
-    def _hyper(self) -> np.ndarray:
-        return np.array([self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
-                         self.init_std * np.sqrt(3.0), float(self.seed_)], np.float64)
+    def _hyper(self) -> FMHyper:
+        return FMHyper(self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v, self.init_std)
 
-    def _allocate(self) -> None:
-        self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
-        self.vg_ = np.zeros((1 << self.bits, 2 * self.k), np.float64)
-        self.seed_ = self._derive_seed()
+    def _vg_shape(self) -> tuple[int, ...]:
+        return (1 << self.bits, 2 * self.k)
 
     def _fields_of(self, rows: HashedRows) -> np.ndarray:
         if rows.fields is None:  # no field ids: no bias entry, every entry interacts
             return np.ones(rows.nnz, np.uint16)
         return rows.fields
-
-    def _make_scorer(self) -> FMScorer:
-        hasher = self.hasher_
-        return FMScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.vg_, self._hyper())
 
 
 class FFMClassifier(_FactorizationBase):
@@ -284,7 +272,6 @@ class FFMClassifier(_FactorizationBase):
     sparse matrix carries no field ids (refused), and a 2-D array may have at most as many
     columns as ``fields`` names (its column ``j`` has field id ``1 + j``).
 
-
     Attributes
     ----------
     zn_ : ndarray of shape (2**bits, 2)
@@ -306,9 +293,9 @@ class FFMClassifier(_FactorizationBase):
 
     _parameter_constraints = {**FMClassifier._parameter_constraints, "normalize": [Booleans()]}
     _accepts_sparse = False  # it needs field ids
-    _state_names = ("zn_", "vg_", "seed_", "n_rows_seen_")
-    _fit_kernel = staticmethod(ffm_fit)
-    _margin_kernel = staticmethod(ffm_margin)
+    _fit_kernel = staticmethod(ffm_fit_splat)
+    _margin_kernel = staticmethod(ffm_margin_splat)
+    _scorer_class = FFMScorer
 
     def __init__(
         self,
@@ -332,35 +319,14 @@ class FFMClassifier(_FactorizationBase):
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.alpha = alpha
-        self.beta = beta
-        self.l1 = l1
-        self.l2 = l2
-        self.k = k
-        self.eta = eta
-        self.l2_v = l2_v
-        self.init_std = init_std
-        self.normalize = normalize
-        self.random_state = random_state
-        self.epochs = epochs
-        self.n_jobs = n_jobs
-        self.fields = fields
-        self.numeric = numeric
-        self.bits = bits
-        self.hash_seed = hash_seed
-        self.numeric_transform = numeric_transform
-        self.crosses = crosses
+        self._store_params(locals())
 
-    def _hyper(self) -> np.ndarray:
-        return np.array([self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
-                         self.init_std * np.sqrt(3.0), float(self.seed_), float(self.normalize)],
-                        np.float64)
+    def _hyper(self) -> FFMHyper:
+        return FFMHyper(self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
+                        self.init_std, bool(self.normalize))
 
-    def _allocate(self) -> None:
-        n_fields = self.hasher_.n_fields
-        self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
-        self.vg_ = np.zeros((1 << self.bits, n_fields, 2 * self.k), np.float64)
-        self.seed_ = self._derive_seed()
+    def _vg_shape(self) -> tuple[int, ...]:
+        return (1 << self.bits, self.hasher_.n_fields, 2 * self.k)
 
     def _fields_of(self, rows: HashedRows) -> np.ndarray:
         if rows.fields is None:
@@ -379,7 +345,3 @@ class FFMClassifier(_FactorizationBase):
                 "with the model's own hasher (model.hasher_)."
             )
         return rows.fields
-
-    def _make_scorer(self) -> FFMScorer:
-        hasher = self.hasher_
-        return FFMScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.vg_, self._hyper())

@@ -5,10 +5,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fastctr.models.base import OnlineClassifier
 from fastctr._ext._score import FTRLScorer, RowHasher
-from fastctr._kernels.ftrl import ftrl_fit, ftrl_margin, ftrl_weights
+from fastctr._kernels.ftrl import FTRLHyper, FTRLState, ftrl_fit_splat, ftrl_margin_splat, ftrl_weights
 from fastctr.io.rows import HashedRows
+from fastctr.models.base import OnlineClassifier
 from fastctr.serving.scorer import Scorer
 
 
@@ -48,6 +48,8 @@ class FTRLClassifier(OnlineClassifier):
         FTRL's z and sqrt(n) per bucket, side by side.
     n_rows_seen_ : int
         Rows learned so far.
+    state : FTRLState
+        ``(zn, n_rows_seen)``: everything learned, for :meth:`from_state` (and model files).
 
     Notes
     -----
@@ -62,7 +64,6 @@ class FTRLClassifier(OnlineClassifier):
     ``cross_val_score``, ``GridSearchCV``, ``Pipeline``); labels are clicks: {0, 1}, {-1, 1}
     or bool.
 
-
     Examples
     --------
     >>> from fastctr import FTRLClassifier
@@ -76,7 +77,7 @@ class FTRLClassifier(OnlineClassifier):
     """
 
     # its parameters' constraints are OnlineClassifier._parameter_constraints
-    _state_names = ("zn_", "n_rows_seen_")
+    State = FTRLState
 
     def __init__(
         self,
@@ -94,36 +95,23 @@ class FTRLClassifier(OnlineClassifier):
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
     ) -> None:
-        self.alpha = alpha
-        self.beta = beta
-        self.l1 = l1
-        self.l2 = l2
-        self.epochs = epochs
-        self.n_jobs = n_jobs
-        self.fields = fields
-        self.numeric = numeric
-        self.bits = bits
-        self.hash_seed = hash_seed
-        self.numeric_transform = numeric_transform
-        self.crosses = crosses
+        self._store_params(locals())
 
-    def _hyper(self) -> np.ndarray:
-        return np.array([self.alpha, self.beta, self.l1, self.l2], np.float64)
+    def _hyper(self) -> FTRLHyper:
+        return FTRLHyper(self.alpha, self.beta, self.l1, self.l2)
 
     def _allocate(self) -> None:
         self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
 
     def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
-        ftrl_fit(rows.indptr, rows.indices, rows.values, rows.labels, rows.weights, self.zn_,
-                 self._hyper(), p_out)
+        self._call(ftrl_fit_splat, rows, p_out)
 
     def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
-        ftrl_margin(rows.indptr, rows.indices, rows.values, self.zn_, self._hyper(), out)
+        self._call(ftrl_margin_splat, rows, out)
 
     def _make_scorer(self) -> FTRLScorer:
         hasher = self.hasher_
-        return FTRLScorer(RowHasher(hasher._spec, hasher.fields), self.zn_, self.alpha,
-                          self.beta, self.l1, self.l2)
+        return FTRLScorer(RowHasher(hasher._spec, hasher.fields), self._live_state(), self._hyper())
 
     def to_scorer(self, dtype: str = "float32", layout: str = "sparse") -> Scorer:
         """A read-only serving artifact: the weights as float32, float16 or int8, either the
@@ -136,5 +124,5 @@ class FTRLClassifier(OnlineClassifier):
         """The weight of every bucket, materialised from z and n (exact zeros under L1)."""
         self._check_fitted()
         out = np.empty(self.zn_.shape[0])
-        ftrl_weights(self.zn_, self._hyper(), out)
+        ftrl_weights(self._live_state(), self._hyper(), out)
         return out

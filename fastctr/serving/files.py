@@ -28,6 +28,11 @@ from fastctr._version import __version__
 from fastctr.exceptions import ModelFileError
 from fastctr.serving.registry import MODEL_CLASSES
 
+# A state field's name in the file: the estimators' attribute names, as files have always
+# held them (a Scorer's fields are stored under their own names).
+_FILE_NAMES = {"zn": "zn_", "vg": "vg_", "seed": "seed_", "n_rows_seen": "n_rows_seen_"}
+_FIELD_NAMES = {v: k for k, v in _FILE_NAMES.items()}
+
 MAGIC = b"FASTCTR\0"
 FORMAT_VERSION = 1
 ALIGN = 64
@@ -49,7 +54,10 @@ def save(model: Any, path) -> None:
     """
     model._check_fitted()
     arrays, scalars = {}, {}
-    for name, value in model._state().items():
+    for field, value in model.state._asdict().items():
+        name = _FILE_NAMES.get(field, field)
+        if value is None:  # an optional field left out (a dense Scorer's keys)
+            continue
         if isinstance(value, np.ndarray):
             arrays[name] = np.ascontiguousarray(value)
         else:
@@ -151,7 +159,11 @@ def load(path, *, mmap: bool = False) -> Any:
                 arr = np.empty(tuple(spec["shape"]), np.dtype(spec["dtype"]))
                 f.readinto(memoryview(arr).cast("B"))
                 state[spec["name"]] = arr
-    return MODEL_CLASSES[header["class"]]._from_file(header["params"], header["hasher"], state)
+    state = {_FIELD_NAMES.get(name, name): value for name, value in state.items()}
+    try:
+        return MODEL_CLASSES[header["class"]].from_state(header["params"], header["hasher"], state)
+    except (TypeError, ValueError) as e:  # parameters, hasher or state that do not fit together
+        raise ModelFileError(f"{path}: {e}") from e
 
 
 def _read_header(f, path: Path, size: int) -> dict:

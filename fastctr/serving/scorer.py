@@ -11,20 +11,29 @@ or int8 (times one scale), in one of two layouts:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from fastctr._ext._score import DTYPES, DenseScorer, RowHasher, TableScorer
 from fastctr._kernels.scorer import EMPTY, table_slots
-from fastctr.io.rows import HashedRows
-from fastctr.io.hashing import FeatureHasher
 from fastctr._pool import thread_pool
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.rows import HashedRows
 from fastctr.serving.files import save
 from fastctr.serving.registry import register
 
 _STORAGE = {"float32": np.float32, "float16": np.uint16, "int8": np.int8}
 LAYOUTS = ("sparse", "dense")
+
+
+class ScorerState(NamedTuple):
+    """A Scorer's weights (``Scorer.state``): stored weights, their scale, and the sparse
+    layout's table keys (None for the dense layout)."""
+
+    weights: np.ndarray
+    scale: float
+    keys: np.ndarray | None = None
 
 
 class Scorer:
@@ -145,16 +154,20 @@ class Scorer:
     def _check_fitted(self) -> None:
         """A scorer always holds weights."""
 
-    def _state(self) -> dict[str, Any]:
-        state = {"weights": self.weights, "scale": self.scale}
-        if self.keys is not None:
-            state["keys"] = self.keys
-        return state
+    @property
+    def state(self) -> ScorerState:
+        """The stored weights, as model files hold them (see :meth:`from_state`)."""
+        return ScorerState(self.weights, self.scale, self.keys)
 
     @classmethod
-    def _from_file(cls, params: dict, hasher: dict, state: dict) -> Scorer:
-        return cls(FeatureHasher(**hasher), state.get("keys"), state["weights"], params["dtype"],
-                   state["scale"])
+    def from_state(cls, params: dict, hasher: FeatureHasher | dict, state) -> Scorer:
+        """A Scorer from ``get_params()``, its hasher (or the hasher's parameters) and a
+        :class:`ScorerState` (or a mapping of its fields), as model files rebuild it."""
+        if isinstance(hasher, dict):
+            hasher = FeatureHasher(**hasher)
+        if not isinstance(state, ScorerState):
+            state = ScorerState(**state)
+        return cls(hasher, state.keys, state.weights, params["dtype"], state.scale)
 
     def __reduce__(self):
         return (Scorer, (self.hasher, self.keys, self.weights, self.dtype, self.scale))
