@@ -86,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="N >= 2: parse in N threads at once; FM and FFM also learn in N "
                          "lock-free (Hogwild) threads, which makes them non-deterministic. "
                          "FTRL learns in order in one thread, with the same result as 1")
+    tr.add_argument("--tune", action="store_true",
+                    help="choose alpha, l1, l2 (FM/FFM: and eta) by progressive validation on "
+                         "the first --tune-rows rows, then train from the first row with them. "
+                         "Without it and with no FTRL parameter given, the defaults are scaled "
+                         "to the size of the feature values (unchanged for one-hot data)")
+    tr.add_argument("--tune-rows", type=INT["count"], default=100_000,
+                    help="rows --tune chooses on (default 100,000)")
     _data_options(tr)
 
     pr = sub.add_parser("predict", help="write one click probability per line to stdout")
@@ -175,7 +182,8 @@ def _model_params(args) -> dict:
 
 def cmd_train(args) -> int:
     model = MODELS[args.model]()
-    model.set_params(**_model_params(args))
+    params = _model_params(args)
+    model.set_params(**params)
     model._validate_params()  # a bad --param fails now, not after the warm-up
     if args.model != "ftrl":
         # FM learning outweighs parsing, so it learns in threads too; FTRL's does not, and
@@ -206,11 +214,20 @@ def cmd_train(args) -> int:
     log.info("training %r on %s", model, what)
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
+    # given FTRL values are used as they are; the defaults follow the data's value scale
+    tune = True if args.tune else ("scale" if not {"alpha", "beta", "l1", "l2"} & set(params)
+                                   else False)
     report = train(model, _batches(args, model.hasher_, list(passes), chunks=args.threads > 1),
-                   report_every=args.report_every, threads=args.threads)
+                   report_every=args.report_every, threads=args.threads, tune=tune,
+                   tune_rows=args.tune_rows)
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
              f"{report['rows_per_s']:,.0f}")
-    print(json.dumps({"progressive": _rounded(report)}, indent=2))
+    tuned = report.pop("tune", None)
+    result = {"progressive": _rounded(report)}
+    if tuned is not None:  # what was chosen, without every candidate
+        result["tune"] = {k: tuned[k] for k in ("chosen", "rows", "value_scale", "log_loss")
+                          if k in tuned}
+    print(json.dumps(result, indent=2))
     if args.output:
         model.save(args.output)
         log.info("model written to %s", args.output)

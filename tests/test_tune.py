@@ -176,3 +176,22 @@ def test_fm_tunes_eta_too():
                    progress=QUIET)
     assert "eta" in report["tune"]["chosen"] and model.eta == report["tune"]["chosen"]["eta"]
     assert sum("eta" in t for t in report["tune"]["candidates"]) == 3
+
+
+def test_cli_tune_says_what_it_chose(tmp_path, capsys):
+    import json
+
+    from fastctr.cli import main
+
+    path = tmp_path / "text.vw"
+    path.write_bytes(make_text(3_000, seed=4))
+    assert main(["train", str(path), "--format", "vw", "--bits", "18", "--tune",
+                 "--tune-rows", "1000"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tune"]["rows"] == 1_000 and set(out["tune"]["chosen"]) == {"alpha", "beta", "l1", "l2"}
+    # no FTRL value given: the defaults follow the data's scale; a given value is kept
+    assert main(["train", str(path), "--format", "vw", "--bits", "18"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tune"]["chosen"]["alpha"] > 0.5
+    assert main(["train", str(path), "--format", "vw", "--bits", "18", "--alpha", "0.1"]) == 0
+    assert "tune" not in json.loads(capsys.readouterr().out)
