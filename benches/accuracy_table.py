@@ -22,6 +22,7 @@ import gzip
 import os
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,8 @@ def datasets(n: int) -> dict[str, tuple[str, bytes, dict]]:
     out = {}
     real = DATA / "criteo_kaggle_labeled_dedup.tsv.gz"
     if real.exists():
-        out["criteo-real"] = ("criteo", b"".join(gzip.open(real).read().splitlines(True)[:10_000]), {})
+        head = gzip.open(real).read().splitlines(True)[:10_000]
+        out["criteo-real"] = ("criteo", b"".join(head), {})
     out["criteo-syn"] = ("criteo", b"".join(make_criteo(n, seed=1)), {})
     out["avazu"] = ("csv", make_avazu(n, seed=1), {"label": "click", "ignore": ["id"]})
     out["text"] = ("vw", make_text(n, seed=1), {})
@@ -79,16 +81,13 @@ def run_fastctr(cls, fmt: str, raw: bytes, opts: dict, tune) -> dict:
     warm_up(model)
     reader_opts = {"label": opts["label"]} if fmt == "csv" else {}
     n = raw.count(b"\n") - (fmt == "csv")
+    # report_every past the end: the report's AUC window is the whole stream
     report = train(model, read_data(raw, fmt, model.hasher_, **reader_opts), tune=tune,
                    tune_rows=max(1_000, n // 10), report_every=10**9, progress=Progress(enabled=False))
     chosen = report.get("tune", {}).get("chosen", {}) if tune is True else {}
     return {"log_loss": report["log_loss"], "ne": report["normalized_entropy"],
-            "auc": _whole_auc(model, report), "rows_per_s": report["rows_per_s"],
+            "auc": report["auc"], "rows_per_s": report["rows_per_s"],
             "note": " ".join(f"{k}={v:.3g}" for k, v in chosen.items())}
-
-
-def _whole_auc(model, report) -> float:
-    return report["auc"]  # report_every=10**9: the window is the whole stream
 
 
 def run_vw(vw_text: bytes, y: np.ndarray, args: str) -> dict:
@@ -137,18 +136,19 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         vw_text, y = as_vw(fmt, raw)
+        fast = partial(run_fastctr, fmt=fmt, raw=raw, opts=opts)
         runs = {
-            "fastctr FTRL, unscaled defaults (before)": lambda: run_fastctr(FTRLClassifier, fmt, raw, opts, False),
-            "fastctr FTRL defaults": lambda: run_fastctr(FTRLClassifier, fmt, raw, opts, "scale"),
-            "fastctr FTRL --tune": lambda: run_fastctr(FTRLClassifier, fmt, raw, opts, True),
-            "fastctr FM defaults": lambda: run_fastctr(FMClassifier, fmt, raw, opts, "scale"),
-            "fastctr FFM defaults": lambda: run_fastctr(FFMClassifier, fmt, raw, opts, "scale"),
-            "VW defaults": lambda: run_vw(vw_text, y, ""),
-            "VW --ftrl (fastctr's values)": lambda: run_vw(vw_text, y, "--ftrl --ftrl_alpha 0.1 "
-                                                           "--ftrl_beta 1 --l1 0.5 --l2 1"),
+            "fastctr FTRL, unscaled defaults (before)": partial(fast, FTRLClassifier, tune=False),
+            "fastctr FTRL defaults": partial(fast, FTRLClassifier, tune="scale"),
+            "fastctr FTRL --tune": partial(fast, FTRLClassifier, tune=True),
+            "fastctr FM defaults": partial(fast, FMClassifier, tune="scale"),
+            "fastctr FFM defaults": partial(fast, FFMClassifier, tune="scale"),
+            "VW defaults": partial(run_vw, vw_text, y, ""),
+            "VW --ftrl (fastctr's values)": partial(run_vw, vw_text, y, "--ftrl --ftrl_alpha 0.1 "
+                                                    "--ftrl_beta 1 --l1 0.5 --l2 1"),
         }
         if not args.no_river:
-            runs["River LogisticRegression"] = lambda: run_river(fmt, vw_text, y)
+            runs["River LogisticRegression"] = partial(run_river, fmt, vw_text, y)
         for learner, run in runs.items():
             r = run()
             table.append((name, len(y), learner, r))
