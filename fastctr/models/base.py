@@ -493,7 +493,7 @@ def _labels(y, n_rows: int) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = f"labels must be in {{0, 1}}, {{-1, 1}} or bool; y[{i}] = {y[i]!r}"
-        if np.all(np.mod(y, 1) == 0) and np.unique(y).size > 2:  # scikit-learn's wording
+        if np.isfinite(y).all() and (y == np.round(y)).all() and np.unique(y).size > 2:
             raise ValueError("Only binary classification is supported. The type of the target "
                              f"is multiclass: {what}")
         raise ValueError(f"Unknown label type: {what}")
