@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fastctr._validation import Options, validate_params
 from fastctr.io.criteo import read_criteo
 from fastctr.io.csv import csv_hasher, read_csv
 from fastctr.io.hashing import FeatureHasher
-from fastctr._validation import Options, validate_params
 from fastctr.io.reader import READER_CONSTRAINTS, BlockReader
 from fastctr.io.sources import Source, first_line
 from fastctr.io.sparse import libffm_hasher, libsvm_hasher, read_libffm, read_libsvm, read_vw, vw_hasher

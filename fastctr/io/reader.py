@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fastctr._ext import _parse
-from fastctr.exceptions import ParseError
 from fastctr._validation import Booleans, InstanceOf, Interval, Options, validate_params
+from fastctr.exceptions import ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
 from fastctr.io.sources import Source, line_runs, open_source, split_first_line, with_final_newline
