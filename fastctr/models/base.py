@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import operator
 import inspect
 import numbers
 from numbers import Integral, Real
@@ -67,8 +68,11 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         register(cls)  # model files name their class; no pickle on load
-        arrays = {f"{name}_" for name in getattr(cls.State, "_fields", ()) if name != "n_rows_seen"}
+        fields = getattr(cls.State, "_fields", ())
+        arrays = {f"{name}_" for name in fields if name != "n_rows_seen"}
         cls._scorer_inputs = frozenset(cls._param_names()) | arrays
+        if len(fields) > 1:  # a tuple of the state attributes in one C call (kernel calls)
+            cls._state_values = staticmethod(operator.attrgetter(*(f"{n}_" for n in fields)))
 
     def __setattr__(self, name: str, value: Any) -> None:
         # The scorer copies the hyperparameters and points at the state arrays: any new
@@ -152,7 +156,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     def _call(self, kernel, rows: HashedRows, out: np.ndarray):
         """``kernel(rows, state, hyper, out)`` through its ``*_splat`` entry (flat arguments:
         numba types them several microseconds faster than NamedTuples)."""
-        return kernel(*self._kernel_rows(rows), *self._live_state(), *self._hyper(), out)
+        return kernel(*self._kernel_rows(rows), *self._state_values(self), *self._hyper(), out)
 
     def _kernel_rows(self, rows: HashedRows) -> Rows:
         """``rows`` as the kernels take them: every field an array, so each kernel compiles
@@ -205,7 +209,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
 
     def _live_state(self):
         """The ``State`` of the current arrays, fitted or not (what the kernels take)."""
-        return self.State(*(getattr(self, f"{name}_") for name in self.State._fields))
+        return self.State(*self._state_values(self))
 
     @classmethod
     def from_state(cls, params: dict[str, Any], hasher, state) -> OnlineClassifier:
