@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import abc
 import copy
-import operator
 import inspect
 import numbers
+import operator
 from numbers import Integral, Real
 from typing import Any
 
