@@ -22,6 +22,17 @@ class ParseError(ValueError):
     message names the file, the line and the field."""
 
 
+class DamagedDataError(ParseError):
+    """The compressed data of a source is truncated or corrupt. Raised after every complete
+    line before the damage was read; ``text_bytes`` is how many bytes of text came before it
+    (and a reader adds how many complete lines)."""
+
+    def __init__(self, message: str, text_bytes: int = 0, lines: int | None = None) -> None:
+        super().__init__(message)
+        self.text_bytes = text_bytes
+        self.lines = lines
+
+
 class InvalidParameterError(ValueError, TypeError):
     """A parameter of an estimator, the hasher, a reader, ``train`` or the command line is
     invalid; the message names it, what it must be and the value it got (scikit-learn's

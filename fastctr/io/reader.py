@@ -17,7 +17,7 @@ import numpy as np
 
 from fastctr._ext import _parse
 from fastctr._validation import Booleans, InstanceOf, Interval, Options, validate_params
-from fastctr.exceptions import ParseError
+from fastctr.exceptions import DamagedDataError, ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
 from fastctr.io.sources import Source, line_runs, open_source, split_first_line, with_final_newline
@@ -95,6 +95,12 @@ class BlockReader:
         ``"raise"`` stops at the first bad line with a :class:`ParseError` naming file, line,
         field and what was expected; ``"skip"`` drops bad lines, counts them in
         :attr:`errors` and logs the count and the first examples at the end.
+
+    A damaged source (a truncated or corrupt gzip file) ends after its last complete line:
+    every row before the damage is read, then a :class:`~fastctr.exceptions.DamagedDataError`
+    naming the bytes of text and the complete lines read is raised, or, with
+    ``on_damage = "keep"`` (an attribute), logged as a warning and kept in :attr:`damage`
+    (``fastctr train`` keeps the model of those rows).
     """
 
     #: whether batches carry labels / importance weights
@@ -102,6 +108,9 @@ class BlockReader:
     weighted = False
     #: whether the first line is a header, handed to :meth:`_read_header`
     has_header = False
+    #: a damaged source: "raise" its DamagedDataError after the rows before it, or "keep" it
+    #: in :attr:`damage` with a warning
+    on_damage = "raise"
 
     def __init__(self, source: Source, *, batch_size: int = 100_000, on_error: str = "raise") -> None:
         validate_params(READER_CONSTRAINTS, {"batch_size": batch_size, "on_error": on_error},
@@ -110,6 +119,7 @@ class BlockReader:
         self.batch_size = int(batch_size)
         self.on_error = on_error
         self.errors = ErrorReport()
+        self.damage: DamagedDataError | None = None
 
     def _width(self) -> int:
         """Entries per row to allocate at first (sparse formats grow their batch as needed)."""
@@ -130,6 +140,7 @@ class BlockReader:
         blocks, lines_done = self._open()
         yield from self._batches(blocks, lines_done, self.batch_size, self.errors)
         self._warn_skipped()
+        self._end_damaged(self.errors.lines)
 
     def chunks(self, rows: int | None = None) -> Iterator[Chunk]:
         """The source cut at line ends into :class:`Chunk` s of about ``rows`` lines (by
@@ -149,12 +160,32 @@ class BlockReader:
     def _open(self) -> tuple[Iterator[bytes], int]:
         """Blocks of the source after its header (read here), and the lines before them."""
         blocks, self.name = open_source(self.source)
-        blocks = with_final_newline(blocks)
+        blocks = self._until_damage(with_final_newline(blocks))
         if not self.has_header:
             return blocks, 0
         header, blocks = split_first_line(blocks)
         self._read_header(header)
         return blocks, 1
+
+    def _until_damage(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
+        """The blocks up to a damage, which is kept for :meth:`_end_damaged`. Placed after
+        :func:`with_final_newline`, so a line cut by the damage gets no newline and is never
+        parsed: only complete lines are read."""
+        try:
+            yield from blocks
+        except DamagedDataError as error:
+            self.damage = error
+
+    def _end_damaged(self, lines: int) -> None:
+        """After the last row: raise (or, with ``on_damage="keep"``, log) the damage."""
+        if self.damage is None:
+            return
+        damage = self.damage = DamagedDataError(
+            f"{self.damage}; the {lines:,} complete lines before it were read",
+            self.damage.text_bytes, lines)
+        if self.on_damage == "raise":
+            raise damage
+        log.warning("%s", damage)
 
     def _batches(self, blocks: Iterable[bytes], lines_done: int, batch_size: int,
                  report: ErrorReport) -> Iterator[HashedRows]:
@@ -236,6 +267,7 @@ class Chunk:
         reader.errors.merge(self.report, before)
         if self.last:
             reader._warn_skipped()
+            reader._end_damaged(reader._lines_taken)
 
 
 class DelimitedReader(BlockReader):

@@ -4,7 +4,6 @@ look-ahead every format's discovery uses (:func:`read_head`, :func:`first_line`)
 cutting of block streams at line ends."""
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import os
@@ -13,13 +12,17 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from fastctr.exceptions import ParseError
+from fastctr.exceptions import DamagedDataError
 from fastctr.io.ahead import read_ahead
 
 Source = str | os.PathLike | BinaryIO | Iterable[bytes]
 BLOCK_BYTES = 1 << 20
 #: bytes read from the start of a file to discover VW namespaces, libffm fields or a header
 DISCOVERY_BYTES = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+#: compressed bytes inflated per call: what a corrupt (not truncated) stream can lose before
+#: its damage is at most what these inflate to
+INFLATE_INPUT = 1 << 16
 
 
 def open_source(source: Source) -> tuple[Iterator[bytes], str]:
@@ -56,16 +59,14 @@ def _file_blocks(path: str) -> Iterator[bytes]:
 def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
     """Blocks of a stream. A gzip stream is inflated ahead by a background thread (zlib
     releases the GIL), so inflating overlaps parsing and learning instead of adding to them."""
-    stream = _maybe_gunzip(stream)
-    if isinstance(stream, gzip.GzipFile):
+    stream = _buffered(stream)
+    if stream.peek(2)[:2] == GZIP_MAGIC:
         return read_ahead(_inflated_blocks(stream, name))
     return _read_blocks(stream)
 
 
-def _maybe_gunzip(stream: BinaryIO) -> BinaryIO:
-    if not hasattr(stream, "peek"):
-        stream = io.BufferedReader(stream)
-    return gzip.GzipFile(fileobj=stream) if stream.peek(2)[:2] == b"\x1f\x8b" else stream
+def _buffered(stream: BinaryIO) -> BinaryIO:
+    return stream if hasattr(stream, "peek") else io.BufferedReader(stream)
 
 
 def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
@@ -73,17 +74,44 @@ def _read_blocks(stream: BinaryIO) -> Iterator[bytes]:
         yield block
 
 
-def _inflated_blocks(stream: gzip.GzipFile, name: str) -> Iterator[bytes]:
-    """The blocks of a gzip stream; a truncated or corrupt one raises a ParseError naming the
-    source, after every block before the damage (those lines are kept)."""
+def _inflate(stream: BinaryIO) -> Iterator[bytes]:
+    """The inflated bytes of a gzip stream (its members one after the other, zero padding
+    skipped, as gzip does), every byte before a damage; then EOFError where the stream is
+    truncated, zlib.error where it is corrupt. Unlike GzipFile.read, which drops what it
+    inflated in the call that meets the damage, nothing before a truncation is lost."""
+    inflater = zlib.decompressobj(wbits=31)
+    data = b""
+    while True:
+        if not data and not (data := stream.read(INFLATE_INPUT)):
+            break
+        if out := inflater.decompress(data, BLOCK_BYTES):
+            yield out
+        if not inflater.eof:
+            data = inflater.unconsumed_tail
+            continue
+        data = inflater.unused_data.lstrip(b"\0")
+        while not data:
+            if not (more := stream.read(INFLATE_INPUT)):
+                return
+            data = more.lstrip(b"\0")
+        inflater = zlib.decompressobj(wbits=31)  # the next member
+    if out := inflater.flush():
+        yield out
+    if not inflater.eof:
+        raise EOFError("the compressed data ends before its end-of-stream marker")
+
+
+def _inflated_blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """The blocks of a gzip stream; a truncated or corrupt one raises a DamagedDataError naming
+    the source and the bytes of text before the damage, after every block before it."""
     inflated = 0
     try:
-        for block in _read_blocks(stream):
+        for block in _inflate(stream):
             inflated += len(block)
             yield block
     except (EOFError, OSError, zlib.error) as error:
-        raise ParseError(f"{name}: the gzip data is truncated or corrupt after {inflated:,} "
-                         f"bytes of text ({error})") from None
+        raise DamagedDataError(f"{name}: the gzip data is truncated or corrupt after {inflated:,} "
+                               f"bytes of text ({error})", text_bytes=inflated) from None
 
 
 # -- looking ahead ----------------------------------------------------------------------------
@@ -92,9 +120,20 @@ def read_head(source: Source, limit: int = 65536) -> bytes | None:
     streams and chunk iterables, which cannot be read twice."""
     if isinstance(source, (bytes, bytearray)):
         return bytes(source[:limit])
-    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.exists(source):
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.isfile(source):
         with open(source, "rb") as raw:
-            return _maybe_gunzip(raw).read(limit)
+            stream = _buffered(raw)
+            if stream.peek(2)[:2] != GZIP_MAGIC:
+                return stream.read(limit)
+            head = b""
+            try:
+                for block in _inflate(stream):
+                    head += block
+                    if len(head) >= limit:
+                        break
+            except (EOFError, zlib.error):  # a damaged file still has a head to look at
+                pass
+            return head[:limit]
     return None
 
 
