@@ -5,7 +5,8 @@ Layout (little-endian)::
     b"FASTCTR\\0"  magic
     u64           header length H
     H bytes       JSON header: format_version, class, params, hasher, fastctr_version,
-                  scalars, arrays [{name, dtype, shape, offset, nbytes}], file_size
+                  scalars, arrays [{name, dtype, shape, offset, nbytes}], file_size, and
+                  optionally reader (the model's ``reader_settings_``: how its data was read)
     ...           array bytes, each at its offset (64-byte aligned)
     u32           CRC-32 of every byte before it
 
@@ -72,6 +73,8 @@ def save(model: Any, path) -> None:
         "scalars": scalars,
         "arrays": [],
     }
+    if getattr(model, "reader_settings_", None):  # optional: files without it still load
+        header["reader"] = dict(model.reader_settings_)
     header_bytes = _layout(header, arrays)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
@@ -161,9 +164,11 @@ def load(path, *, mmap: bool = False) -> Any:
                 state[spec["name"]] = arr
     state = {_FIELD_NAMES.get(name, name): value for name, value in state.items()}
     try:
-        return MODEL_CLASSES[header["class"]].from_state(header["params"], header["hasher"], state)
+        model = MODEL_CLASSES[header["class"]].from_state(header["params"], header["hasher"], state)
     except (TypeError, ValueError) as e:  # parameters, hasher or state that do not fit together
         raise ModelFileError(f"{path}: {e}") from e
+    model.reader_settings_ = header.get("reader")
+    return model
 
 
 def _read_header(f, path: Path, size: int) -> dict:
