@@ -34,8 +34,10 @@ def murmur3_32(data, uint32_t seed=0):
 
 def hash_dict_rows(list rows, tuple spec, tuple keys):
     """Hash dict rows into (indptr, indices, values, fields) CSR arrays."""
+    # A tuple of the rows: a value's __str__ may empty the caller's list while it is walked
+    cdef tuple items = tuple(rows)
     cdef Spec s = make_spec(spec)
-    cdef Py_ssize_t width = 1 + s.n_fields + s.n_crosses, i, k = 0, n_rows = len(rows)
+    cdef Py_ssize_t width = 1 + s.n_fields + s.n_crosses, i, k = 0, n_rows = len(items)
     indptr_a = np.zeros(n_rows + 1, np.int64)
     indices_a = np.empty(n_rows * width, np.int32)
     values_a = np.empty(n_rows * width, np.float32)
@@ -49,7 +51,7 @@ def hash_dict_rows(list rows, tuple spec, tuple keys):
     cdef uint8_t[::1] present = np.empty(s.n_fields, np.uint8)
     cdef dict index = {name: i for i, name in enumerate(keys)}
     for i in range(n_rows):
-        row = rows[i]
+        row = items[i]
         if type(row) is not dict:
             row = dict(row)
         try:

@@ -356,11 +356,11 @@ cdef inline int hash_fields(const Spec* s, const uint8_t* base, Py_ssize_t* star
     return err
 
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Items, PyDict_Next
 from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -383,11 +383,17 @@ cdef inline double _as_number(object x, object name) except? -1.0:
         p = PyUnicode_AsUTF8AndSize(x, &n)
         if parse_number(<const uint8_t*>p, n, &number):
             return number
+    return _float_value(x, name)
+
+
+cdef inline double _float_value(object x, object name) except? -1.0:
+    """float(x), or a ValueError naming the field (the slow part of _as_number)."""
+    cdef object held = x  # float() can run Python code that drops the caller's reference
     try:
-        return float(x)  # e.g. " 3", "1e3", "nan" or a numpy scalar
+        return float(held)  # e.g. " 3", "1e3", "nan" or a numpy scalar
     except (TypeError, ValueError):
-        raise ValueError(
-            f"field {name!r} is numeric but got {x!r}; pass a number or leave it out") from None
+        raise ValueError(f"field {name!r} is numeric but got {held!r}; pass a number or "
+                         "leave it out") from None
 
 
 cdef extern from "Python.h":
@@ -397,6 +403,21 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
     void* PyUnicode_DATA(PyObject* o)
     bint PyUnicode_CheckExact(PyObject* o)
+    PyTypeObject* _type_of "Py_TYPE" (PyObject* o)
+    PyTypeObject PyUnicode_Type, PyLong_Type, PyFloat_Type, PyBytes_Type, PyBool_Type
+
+
+cdef inline bint _runs_only_c(PyObject* key, PyObject* x) noexcept:
+    """Whether hashing this item can run no Python code: a str key (its lookup compares
+    str with str) and a value of a built-in type whose conversions are C. Anything else
+    (a uuid.UUID, a numpy scalar, a key with its own ``__eq__``) may run ``__str__``,
+    ``__float__`` or ``__eq__``, which can change or free the row, or let another thread do
+    so, while it is being read."""
+    if not PyUnicode_CheckExact(key):
+        return False
+    cdef PyTypeObject* t = _type_of(x)
+    return (t == &PyUnicode_Type or t == &PyLong_Type or t == &PyFloat_Type
+            or x == <PyObject*>None or t == &PyBytes_Type or t == &PyBool_Type)
 
 
 cdef inline bint _same_name(PyObject* key, PyObject* name) noexcept:
@@ -464,6 +485,32 @@ cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_
     return f + 1
 
 
+cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
+    """A row with an item whose hashing can run Python code (see _runs_only_c), as a new row
+    that no other code can reach, of field names and built-in values.
+
+    The row's items are copied first (the copy owns references to them); every key is
+    matched and every value of another type converted (a number for a numeric field, else
+    its str) while holding those references. hash_dict's walk over the new row runs no
+    Python code: a value's Python code can neither free what is being read nor let another
+    thread's predict_one on the same buffers interleave with this row's writes. The result
+    is the row as it was when the call began.
+    """
+    cdef list items = PyDict_Items(row)
+    cdef dict plain = {}
+    for item in items:
+        key = (<tuple>item)[0]
+        x = (<tuple>item)[1]
+        found = PyDict_GetItem(index, key)
+        if found == NULL:  # not a field: ignored
+            continue
+        f = <object>found
+        if not _runs_only_c(<PyObject*>"", <PyObject*>x):  # a value of another type
+            x = _float_value(x, keys[f]) if s.field_numeric[<Py_ssize_t>f] else str(x)
+        plain[keys[f]] = x
+    return plain
+
+
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld, const char* table=NULL,
@@ -481,20 +528,33 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     str's characters after its header) is prefetched. With a ``table`` (rows of ``stride``
     bytes indexed by bucket), the row of each field's bucket is prefetched as soon as it is
     hashed, so the scorer's loads overlap the rest of the hashing.
+
+    The items are borrowed from the row (no reference counting), which is safe only while
+    no Python code runs: every item is checked first (_runs_only_c), and a row with an item
+    that could run Python code (a value's ``__str__``/``__float__``, a key's ``__eq__``) is
+    walked again as converted by _plain_row, through references it owns.
     """
-    cdef Py_ssize_t pos = 0, guess = 0
+    cdef Py_ssize_t pos, guess
     cdef PyObject* key  # key and value are borrowed from the row: no reference counting
     cdef PyObject* x
     cdef PyObject* next_key
     cdef PyObject* next_x
-    memset(present, 0, s.n_fields)
-    cdef bint more = PyDict_Next(row, &pos, &key, &x)
-    while more:
-        more = PyDict_Next(row, &pos, &next_key, &next_x)
-        if more:
-            prefetch(next_x)
-            prefetch(<const char*>next_x + sizeof(PyASCIIObject))
-        guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride)
-        key = next_key
-        x = next_x
-    return emit_row(s, h, v, present, idx, val, fld)
+    cdef bint more, plain = True
+    while True:  # twice at most: a _plain_row holds only built-in values
+        pos = guess = 0
+        memset(present, 0, s.n_fields)
+        more = PyDict_Next(row, &pos, &key, &x)
+        while more:
+            more = PyDict_Next(row, &pos, &next_key, &next_x)
+            if more:
+                prefetch(next_x)
+                prefetch(<const char*>next_x + sizeof(PyASCIIObject))
+            plain = _runs_only_c(key, x)
+            if not plain:
+                break
+            guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride)
+            key = next_key
+            x = next_x
+        if plain:
+            return emit_row(s, h, v, present, idx, val, fld)
+        row = _plain_row(s, row, keys, index)

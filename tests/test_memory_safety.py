@@ -1,0 +1,181 @@
+"""Memory safety of the compiled core: inputs whose Python code (``__str__``, ``__float__``, a
+key's ``__eq__``) or another thread changes or frees a dict row while it is being hashed.
+
+Each case runs in a child interpreter with freed memory poisoned (tests/child.py), so a
+use-after-free is a deterministic crash counted as a failure, never a dead pytest.
+"""
+import pytest
+
+from child import assert_child_ok
+
+PRELUDE = r'''
+import sys, threading, uuid
+import numpy as np
+from fastctr import FeatureHasher, FFMClassifier, FMClassifier, FTRLClassifier
+
+def fitted(cls):
+    m = cls(bits=18)
+    m.partial_fit([{"C1": "a", "C2": "b", "I1": 3}, {"C1": "b", "I2": 1.5}], [1, 0])
+    return m
+
+MODELS = {"ftrl": fitted(FTRLClassifier), "fm": fitted(FMClassifier), "ffm": fitted(FFMClassifier)}
+MODELS["scorer"] = MODELS["ftrl"].to_scorer("float32", "sparse")
+MODELS["dense-int8"] = MODELS["ftrl"].to_scorer("int8", "dense")
+
+class ClearsRowOnStr:
+    """A categorical value whose str() empties the row that holds it."""
+    def __init__(self, row): self.row = row
+    def __str__(self):
+        self.row.clear()
+        return "cleared"
+
+class ClearsRowOnFloat:
+    """A numeric value whose float() empties the row that holds it."""
+    def __init__(self, row): self.row = row
+    def __float__(self):
+        self.row.clear()
+        return 7.0
+
+class ClearsRowOnEq:
+    """A key equal to "C5" (same hash) whose comparison empties the row that holds it."""
+    def __init__(self): self.row = None
+    def __hash__(self): return hash("C5")
+    def __eq__(self, other):
+        if self.row is not None:
+            self.row.clear()
+        return other == "C5"
+
+def fresh(text):  # a str owned by the row alone: freed as soon as the row lets it go
+    return "".join([text, "-", str(len(text))])
+
+def evil_rows():
+    """(row, the plain row it must hash as) pairs; the items after the evil one are freed
+    when it runs."""
+    out = []
+    row = {"C1": fresh("a"), "C2": None, "C3": fresh("x" * 100), "I3": 2.5, "C4": fresh("y")}
+    row["C2"] = ClearsRowOnStr(row)
+    out.append((row, {"C1": fresh("a"), "C2": "cleared", "C3": fresh("x" * 100), "I3": 2.5,
+                      "C4": fresh("y")}))
+    row = {"C1": fresh("a"), "I1": None, "C3": fresh("z" * 50), "I2": 4}
+    row["I1"] = ClearsRowOnFloat(row)
+    out.append((row, {"C1": fresh("a"), "I1": 7.0, "C3": fresh("z" * 50), "I2": 4}))
+    key = ClearsRowOnEq()
+    row = {"C1": fresh("a"), key: fresh("k"), "C6": fresh("w" * 30), "C7": fresh("v")}
+    key.row = row
+    out.append((row, {"C1": fresh("a"), "C5": fresh("k"), "C6": fresh("w" * 30),
+                      "C7": fresh("v")}))
+    return out
+'''
+
+
+def test_predict_one_survives_a_row_freed_while_hashed():
+    # every model and scorer; the answer is the row's as it was when the call began
+    assert_child_ok(PRELUDE + '''
+for name, m in MODELS.items():
+    for _ in range(20):
+        for row, plain in evil_rows():
+            assert m.predict_one(row) == m.predict_one(plain), (name, row, plain)
+print("ok")
+''')
+
+
+def test_transform_predict_proba_and_fit_survive_rows_freed_while_hashed():
+    assert_child_ok(PRELUDE + '''
+hasher = FeatureHasher(bits=18)
+for _ in range(5):
+    pairs = evil_rows()
+    rows, plain = [r for r, _ in pairs], [p for _, p in pairs]
+    a, b = hasher.transform(rows), hasher.transform(plain)
+    assert np.array_equal(a.indices, b.indices) and np.array_equal(a.values, b.values)
+    for name in ("ftrl", "fm", "ffm"):
+        m = MODELS[name]
+        pairs = evil_rows()
+        p = m.predict_proba([r for r, _ in pairs])
+        assert np.array_equal(p, m.predict_proba([q for _, q in pairs])), name
+        pairs = evil_rows()
+        m2 = type(m)(bits=18).fit([r for r, _ in pairs], [1, 0, 1])
+        m3 = type(m)(bits=18).fit([q for _, q in pairs], [1, 0, 1])
+        assert m2.predict_one({"C1": "a"}) == m3.predict_one({"C1": "a"}), name
+print("ok")
+''')
+
+
+def test_transform_survives_a_value_that_empties_the_list_of_rows():
+    # The batch hasher walks the list of rows: a value's str() that empties the list must
+    # not make it read past the list's end.
+    assert_child_ok(PRELUDE + '''
+class ClearsList:
+    def __init__(self, rows): self.rows = rows
+    def __str__(self):
+        del self.rows[:]
+        return "gone"
+rows = [{"C1": fresh("a")} for _ in range(50)]
+rows[0]["C2"] = ClearsList(rows)
+out = FeatureHasher(bits=18).transform(rows)
+assert out.n_rows == 50, out.n_rows
+print("ok")
+''')
+
+
+def test_uuid_values_in_a_row_shared_with_a_writer_thread():
+    # A uuid.UUID's str() runs Python code, so the GIL can pass to a thread that replaces
+    # the row's values (freeing the old ones) while the row is half hashed.
+    assert_child_ok(PRELUDE + '''
+sys.setswitchinterval(1e-6)
+row = {f"C{j}": uuid.uuid4() if j % 2 else fresh("b" * (30 + j)) for j in range(1, 27)}
+row["I1"] = 5
+stop = False
+def writer():
+    i = 0
+    while not stop:
+        i += 1
+        for j in range(2, 27, 2):  # each replaced value is freed
+            row[f"C{j}"] = fresh("c" * (30 + (i + j) % 9))
+        row["C25"] = uuid.uuid4() if i % 2 else fresh("e")
+t = threading.Thread(target=writer)
+t.start()
+try:
+    hasher = FeatureHasher(bits=18)
+    for i in range(2000):
+        for m in MODELS.values():
+            p = m.predict_one(row)
+            assert 0.0 <= p <= 1.0, p
+        if i % 50 == 0:
+            hasher.transform([row] * 20)
+finally:
+    stop = True
+    t.join()
+print("ok")
+''')
+
+
+def test_concurrent_predict_one_with_python_values_is_not_mixed_up():
+    # Thread A's rows hold uuid values (their str() can hand the GIL to thread B); thread B
+    # scores plain rows with the same model. Each must get exactly its serial answer.
+    assert_child_ok(PRELUDE + '''
+sys.setswitchinterval(1e-6)
+u = [uuid.UUID(int=i) for i in range(1, 40)]
+rows_a = [{f"C{j}": u[(i + j) % 39] for j in range(1, 27)} for i in range(10)]
+rows_b = [{"C1": "a", "C2": "b", "I1": 3, "C9": str(i)} for i in range(10)]
+
+def check(m):
+    want_a = [m.predict_one(r) for r in rows_a]
+    want_b = [m.predict_one(r) for r in rows_b]
+    bad = []
+    def score(rows, want):
+        for _ in range(300):
+            for r, w in zip(rows, want):
+                got = m.predict_one(r)
+                if got != w:
+                    bad.append((got, w))
+    threads = [threading.Thread(target=score, args=a)
+               for a in ((rows_a, want_a), (rows_b, want_b))]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert not bad, (m, bad[:5])
+
+for m in (MODELS["ftrl"], MODELS["fm"], MODELS["scorer"]):
+    check(m)
+print("ok")
+''', timeout=300)
+
