@@ -265,7 +265,24 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         model._check_state(state)
         for name, value in zip(cls.State._fields, state):
             setattr(model, f"{name}_", value)
+        model._prepare()
         return model
+
+    def _prepare(self) -> None:
+        """Ready what the first predictions call, so that they cost what the next ones do.
+
+        A fresh process pays for each numba kernel on its first call: the dispatcher types the
+        arguments, finds the signature in numba's cache and loads its machine code (~10-20 ms
+        each, plus numba's one-time set-up). Here the batch kernels ``predict_proba`` calls
+        are called on zero rows with this model's own state arrays and hyperparameters
+        (writable or read-only memmaps, float or int values type differently), which loads
+        exactly the signatures the real calls will use; the single-row scorer of
+        ``predict_one`` (dicts and lines) is built too.
+        """
+        rows = HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32), np.empty(0, np.float32),
+                          np.empty(0, np.uint16))
+        self._margins(self._rows(rows), np.empty(0))
+        self._scorer_cache = self._make_scorer()
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape every state array must have under the current parameters."""
