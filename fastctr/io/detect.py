@@ -80,7 +80,8 @@ def hasher_for(format: str, source: Source | None = None, *, namespaces: Sequenc
 
 
 def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None = None, *,
-              batch_size: int = 100_000, on_error: str = "raise", **options) -> BlockReader:
+              batch_size: int = 100_000, on_error: str = "raise", model=None,
+              **options) -> BlockReader:
     """Read a click log in any supported format as batches of HashedRows.
 
     Parameters
@@ -92,6 +93,11 @@ def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None
         By default the format's own (see :func:`hasher_for`).
     batch_size, on_error
         As in :class:`~fastctr.io.reader.BlockReader`.
+    model : fitted estimator, optional
+        Read ``source`` the way the model's data was read: its ``reader_settings_`` (saved
+        in its file by ``fastctr train``, or set by you) give the format and the reader
+        options, its ``hasher_`` the hasher; ``options`` given override them, a ``format``
+        other than the model's is an error.
     **options
         The format reader's own options (``label=``, ``hash_indices=``, ...).
 
@@ -101,6 +107,16 @@ def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None
     >>> batch.n_rows, batch.nnz
     (1, 3)
     """
+    if model is not None:
+        settings = dict(getattr(model, "reader_settings_", None) or {})
+        if format != "auto" and settings.get("format", format) != format:
+            raise ValueError(f"format={format!r}, but the model's data was read as "
+                             f"{settings['format']!r}: leave format out")
+        format = settings.pop("format", format)
+        for schema in ("ignore", "numeric"):  # in the model's hasher already
+            settings.pop(schema, None)
+        options = {**settings, **options}
+        hasher = model.hasher_ if hasher is None else hasher
     validate_params({**READER_CONSTRAINTS, "format": [Options(str, ("auto",) + FORMATS)]},
                     {"format": format, "hasher": hasher, "batch_size": batch_size,
                      "on_error": on_error}, "read_data")
