@@ -7,7 +7,7 @@ dict-row hasher and the serving scorer hash a row in exactly one way.
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, INT64_MAX, INT64_MIN
 from libc.string cimport memchr, memcpy, memset
 from libc.math cimport log, floor, log1p, fabs
-from libc.stdlib cimport strtod
+from libc.stdlib cimport free, malloc, strtod
 
 cimport numpy as cnp
 
@@ -140,13 +140,38 @@ cdef extern from *:
     Py_ssize_t scan_next "fastctr_scan_next" (separator_scan* s) noexcept nogil
 
 
+cdef enum:
+    NUMBER_TEXT = 64  # number texts shorter than this are copied to the stack for strtod
+
+
+cdef inline bint _parse_double(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
+    """strtod over a NUL-terminated copy of p[:n]: strtod skips leading whitespace (newlines
+    included) and reads until a byte that cannot continue the number, so on the buffer
+    itself it could read past the field, and past the end of a chunk (a blank field at the
+    end of an mmap'd chunk read the next, unmapped page)."""
+    cdef char text[NUMBER_TEXT]
+    cdef char* copy = text
+    cdef char* endp
+    cdef bint ok
+    if n >= NUMBER_TEXT:
+        copy = <char*>malloc(n + 1)
+        if copy == NULL:
+            return False
+    memcpy(copy, p, n)
+    copy[n] = 0
+    out[0] = strtod(copy, &endp)
+    ok = endp == copy + n and out[0] == out[0]
+    if copy != text:
+        free(copy)
+    return ok
+
+
 cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexcept nogil:
-    """A number filling exactly p[:n] (p[n] is a delimiter): a decimal integer fast path,
-    strtod for the rest; NaN and partial parses are rejected."""
+    """A number filling exactly p[:n], reading nothing outside it: a decimal integer fast
+    path, strtod (on a copy) for the rest; NaN and partial parses are rejected."""
     cdef Py_ssize_t i = 0
     cdef int64_t acc = 0
     cdef bint neg = False
-    cdef char* endp
     if n == 0:
         return False
     if p[0] == c'-':
@@ -159,8 +184,7 @@ cdef inline bint parse_number(const uint8_t* p, Py_ssize_t n, double* out) noexc
         if i == n and not (neg and n == 1):
             out[0] = -acc if neg else acc
             return True
-    out[0] = strtod(<const char*>p, &endp)
-    return endp == <const char*>(p + n) and out[0] == out[0]
+    return _parse_double(p, n, out)
 
 
 cdef struct Spec:

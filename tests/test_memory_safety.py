@@ -179,3 +179,57 @@ for m in (MODELS["ftrl"], MODELS["fm"], MODELS["scorer"]):
 print("ok")
 ''', timeout=300)
 
+
+
+GUARD_PAGE = r'''
+import ctypes, mmap
+import numpy as np
+from fastctr import FeatureHasher, read_criteo, read_libffm, read_libsvm, read_vw
+
+PAGE = mmap.PAGESIZE
+_maps = []  # keep the mappings alive
+
+def at_guard_page(data):
+    """``data`` as a memoryview whose last byte is the last one before an unreadable page."""
+    mm = mmap.mmap(-1, 2 * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + PAGE, PAGE, 0) == 0, ctypes.get_errno()  # PROT_NONE
+    mm[PAGE - len(data):PAGE] = data
+    _maps.append(mm)
+    return memoryview(mm)[PAGE - len(data):PAGE]
+
+def parse(reader, chunk):
+    """The reader's compiled parser over one chunk (the public readers copy memoryview
+    chunks they cannot use as they are): (rows, end, lines, errors)."""
+    from fastctr.io.reader import Batch
+    errors = np.zeros((1, 5), np.int64)
+    return reader._parse(chunk, 0, Batch(4, 4 * reader._width()), errors)
+'''
+
+
+def test_number_parsing_stays_inside_a_chunk_that_ends_at_a_guard_page():
+    # A blank or whitespace-only number ends where the chunk ends: a C parser that skips
+    # whitespace (strtod) would walk past the newline into the unreadable page.
+    out = assert_child_ok(GUARD_PAGE + r'''
+hasher = FeatureHasher(bits=18)
+ffm = FeatureHasher(fields=[f"f{i}" for i in range(4)], bits=18)
+cases = [
+    ("criteo", lambda c: read_criteo(c, hasher, labeled=True), [b"1\t \n", b"0\t\x0b\n",
+                                                                b"1\t1e\n", b"1\t2.5\n"]),
+    ("vw", lambda c: read_vw(c, hasher), [b"1 |C1 x:\x0b\n", b"\x0b|C1 x\n", b"1 \x0c |C1 x\n",
+                                         b"1 |C1:\x0b x\n", b"1 |C1 x:2.5\n"]),
+    ("libsvm", lambda c: read_libsvm(c, hasher), [b"1 3:\x0b\n", b"\x0b 3:1\n", b"1 3:1.5\n"]),
+    ("libffm", lambda c: read_libffm(c, ffm), [b"1 0:3:\x0b\n", b"\x0c 0:3:1\n",
+                                               b"1 0:3:0.5\n"]),
+]
+for name, read, lines in cases:
+    for i, line in enumerate(lines):
+        n_rows, end, n_lines, n_errors = parse(read([]), at_guard_page(line))
+        # the last line of each case is valid, the others each hold one bad number
+        assert (n_rows, n_errors, n_lines) == ((1, 0, 1) if i == len(lines) - 1 else (0, 1, 1)), (
+            name, line, n_rows, n_errors)
+print("ok")
+''')
+    assert out.endswith("ok\n")
