@@ -109,7 +109,8 @@ def test_state_before_fit_raises():
 
 @pytest.mark.parametrize("cls", CLASSES)
 def test_model_files_keep_their_array_names(cls, data, tmp_path):
-    """The file format is unchanged: the state's arrays are stored as zn_, vg_, seed_, ..."""
+    """The state's arrays keep their names in files: zn_, vg_, seed_, ... (a table stored by
+    touched bucket as its name's .rows and .values, named in the header's sparse)."""
     rows, y = data
     model = cls(bits=BITS).fit(rows[:100], y[:100])
     path = tmp_path / "m.fctr"
@@ -117,7 +118,10 @@ def test_model_files_keep_their_array_names(cls, data, tmp_path):
     raw = path.read_bytes()
     n = int.from_bytes(raw[len(MAGIC):len(MAGIC) + 8], "little")
     header = json.loads(raw[len(MAGIC) + 8:len(MAGIC) + 8 + n])
-    names = {spec["name"] for spec in header["arrays"]} | set(header["scalars"])
+    sparse = set(header.get("sparse", {}))
+    stored = {spec["name"] for spec in header["arrays"]}
+    assert {f"{t}.{part}" for t in sparse for part in ("rows", "values")} <= stored
+    names = {n for n in stored if "." not in n} | sparse | set(header["scalars"])
     assert names == {f"{field}_" for field in cls.State._fields}
     loaded = load(path)
     np.testing.assert_array_equal(loaded.predict_proba(rows), model.predict_proba(rows))

@@ -7,8 +7,16 @@ Layout (little-endian)::
     H bytes       JSON header: format_version, class, params, hasher, fastctr_version,
                   scalars, arrays [{name, dtype, shape, offset, nbytes}], file_size, and
                   optionally reader (the model's ``reader_settings_``: how its data was read)
+                  and sparse (version 2: the state tables stored by touched bucket, below)
     ...           array bytes, each at its offset (64-byte aligned)
     u32           CRC-32 of every byte before it
+
+A model's per-bucket state tables (``zn_``, ``vg_``: 2**bits rows, most of them never touched
+and all zero) are stored sparsely when that is smaller: the arrays ``zn_.rows`` (uint32, the
+buckets whose row has a non-zero bit, ascending) and ``zn_.values`` (those rows), with
+``sparse: {"zn_": {"dtype", "shape"}}`` in the header; loading rebuilds the same table bit for
+bit. Such a file is format version 2; a file with nothing sparse (a Scorer's) stays version 1,
+which older fastctr reads. Both versions are read.
 
 Writes go to a temporary file in the same folder, are fsynced, then renamed over the target,
 so a crash never leaves a half-written model under the target name.
@@ -35,7 +43,10 @@ _FILE_NAMES = {"zn": "zn_", "vg": "vg_", "seed": "seed_", "n_rows_seen": "n_rows
 _FIELD_NAMES = {v: k for k, v in _FILE_NAMES.items()}
 
 MAGIC = b"FASTCTR\0"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest written; READABLE are read
+READABLE = (1, 2)
+#: state tables stored by touched bucket when that is smaller (see the module docstring)
+_SPARSE_TABLES = ("zn_", "vg_")
 ALIGN = 64
 _CRC_CHUNK = 1 << 24
 
@@ -75,6 +86,11 @@ def save(model: Any, path) -> None:
     }
     if getattr(model, "reader_settings_", None):  # optional: files without it still load
         header["reader"] = dict(model.reader_settings_)
+    arrays, sparse = _sparse_tables(arrays)
+    if sparse:
+        header["sparse"] = sparse
+    else:  # nothing needs version 2: older fastctr can read the file
+        header["format_version"] = 1
     header_bytes = _layout(header, arrays)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
@@ -92,6 +108,53 @@ def save(model: Any, path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _sparse_tables(arrays: dict) -> tuple[dict, dict]:
+    """The arrays to write, with each state table in ``_SPARSE_TABLES`` replaced by its
+    touched rows when that is smaller (at most half the bytes), and the header's ``sparse``
+    entry describing them. A row is kept when any of its bits is set (-0.0 included), so
+    the table rebuilt by :func:`_dense_tables` is identical."""
+    out, sparse = {}, {}
+    for name, arr in arrays.items():
+        if name not in _SPARSE_TABLES or arr.ndim < 2 or arr.shape[0] >= 1 << 32:
+            out[name] = arr
+            continue
+        bits = arr.reshape(arr.shape[0], -1).view(np.dtype(f"u{arr.dtype.itemsize}"))
+        rows = np.flatnonzero(bits.any(axis=1)).astype(np.uint32)
+        row_bytes = arr.nbytes // max(arr.shape[0], 1)
+        if rows.shape[0] * (row_bytes + 4) * 2 > arr.nbytes:
+            out[name] = arr
+            continue
+        out[f"{name}.rows"] = rows
+        out[f"{name}.values"] = np.ascontiguousarray(arr[rows])
+        sparse[name] = {"dtype": arr.dtype.str, "shape": list(arr.shape)}
+    return out, sparse
+
+
+def _dense_tables(state: dict, sparse: dict, path: Path) -> dict:
+    """``state`` with each table stored by touched rows (``sparse``, from the header)
+    rebuilt whole: zeros, then the stored rows. Always in memory, also under ``mmap``: only
+    the touched rows' pages are written (the zeros are the OS's)."""
+    state = dict(state)
+    for name, spec in sparse.items():
+        rows, values = state.pop(f"{name}.rows", None), state.pop(f"{name}.values", None)
+        try:
+            dtype, shape = np.dtype(spec["dtype"]), tuple(int(n) for n in spec["shape"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(f"{path}: the sparse entry of {name!r} is unreadable") from None
+        if (rows is None or values is None or rows.dtype != np.uint32 or rows.ndim != 1
+                or values.dtype != dtype or values.shape != (rows.shape[0], *shape[1:])):
+            raise ModelFileError(f"{path}: {name!r} is stored by rows, but its arrays "
+                                 f"{name}.rows / {name}.values are missing or do not fit "
+                                 f"{spec['dtype']} {list(shape)}: the file is corrupted")
+        if rows.shape[0] and (rows[-1] >= shape[0] or np.any(rows[1:] <= rows[:-1])):
+            raise ModelFileError(f"{path}: the rows of {name!r} are not ascending buckets "
+                                 f"below {shape[0]}: the file is corrupted")
+        table = np.zeros(shape, dtype)
+        table[rows] = values
+        state[name] = table
+    return state
 
 
 def _layout(header: dict, arrays: dict) -> bytes:
@@ -128,8 +191,11 @@ def load(path, *, mmap: bool = False) -> Any:
     ----------
     path : str or PathLike
     mmap : bool, default=False
-        Map the arrays read-only instead of reading them (for serving large tables);
-        such a model can predict but not learn further.
+        Map the arrays read-only instead of reading them (for serving large tables: a
+        Scorer's); such a model can predict but not learn further. A model's state tables
+        stored by touched bucket (format version 2, see the module docstring) are rebuilt
+        in memory instead: they are small on disk, and a zero-filled table costs pages only
+        where rows were touched.
 
     Raises
     ------
@@ -162,6 +228,7 @@ def load(path, *, mmap: bool = False) -> Any:
                 arr = np.empty(tuple(spec["shape"]), np.dtype(spec["dtype"]))
                 f.readinto(memoryview(arr).cast("B"))
                 state[spec["name"]] = arr
+    state = _dense_tables(state, header.get("sparse") or {}, path)
     state = {_FIELD_NAMES.get(name, name): value for name, value in state.items()}
     try:
         model = MODEL_CLASSES[header["class"]].from_state(header["params"], header["hasher"], state)
@@ -182,9 +249,10 @@ def _read_header(f, path: Path, size: int) -> dict:
     except ValueError:
         raise ModelFileError(f"{path}: the header is unreadable: truncated or corrupted") from None
     version = header.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE:
         raise ModelFileError(f"{path}: model format version {version}, this fastctr reads "
-                             f"{FORMAT_VERSION}; upgrade fastctr to read it")
+                             f"versions {', '.join(map(str, READABLE))}; upgrade fastctr to "
+                             "read it")
     if header.get("file_size") != size:
         raise ModelFileError(f"{path}: {size} bytes, the header says {header.get('file_size')}: "
                              "the file is truncated or has trailing bytes")
