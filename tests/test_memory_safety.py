@@ -4,8 +4,6 @@ key's ``__eq__``) or another thread changes or frees a dict row while it is bein
 Each case runs in a child interpreter with freed memory poisoned (tests/child.py), so a
 use-after-free is a deterministic crash counted as a failure, never a dead pytest.
 """
-import pytest
-
 from child import assert_child_ok
 
 PRELUDE = r'''
@@ -232,4 +230,29 @@ for name, read, lines in cases:
             name, line, n_rows, n_errors)
 print("ok")
 ''')
+    assert out.endswith("ok\n")
+
+
+def test_libffm_field_discovery_checks_the_limit_before_allocating():
+    # `1 99999999:1:1` (15 bytes) once made 100M field names before the 65,535 limit was
+    # checked; the child's address space is capped so that doing so fails fast.
+    out = assert_child_ok(r'''
+import resource, tempfile, os
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+from fastctr import ParseError, read_libffm
+from fastctr.io.detect import hasher_for
+path = os.path.join(tempfile.mkdtemp(), "big.ffm")
+with open(path, "wb") as f:
+    f.write(b"1 0:1:1\n0 99999999:1:1\n")
+for source, name in ((path, path), (b"1 99999999:1:1\n", "<bytes>")):
+    for make in (lambda: read_libffm(source), lambda: hasher_for("libffm", source)):
+        try:
+            make()
+        except ParseError as e:
+            print(e)
+            assert name in str(e) and "line" in str(e) and "65534" in str(e), str(e)
+        else:
+            raise AssertionError("no ParseError")
+print("ok")
+''', debug_malloc=False, timeout=120)
     assert out.endswith("ok\n")

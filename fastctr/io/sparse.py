@@ -28,6 +28,7 @@ with its constant feature, this costs nothing measurable.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -37,12 +38,15 @@ from fastctr._ext import _parse_sparse
 from fastctr._ext._parse_sparse import SparseErrorCode as E
 from fastctr._ext._parse_sparse import SparseFormat
 from fastctr._validation import Options, validate_params
+from fastctr.exceptions import ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.reader import READER_CONSTRAINTS, Batch, BlockReader
 from fastctr.io.sources import Source, discovery_head, first_line, whole_lines
 
 #: VW's name for the namespace of features before any named one (``| a b``)
 VW_DEFAULT_NAMESPACE = " "
+#: libffm fields a hasher can have (field ids, the bias's 0 included, are uint16)
+MAX_LIBFFM_FIELDS = 2**16 - 2
 OTHER = "other"
 
 _LABEL = "expected a label -1, 0 or 1"
@@ -147,8 +151,17 @@ def libffm_hasher(source: Source | None = None, *, n_fields: int | None = None,
                   **hasher_params) -> FeatureHasher:
     """The FeatureHasher of libffm lines: fields ``"0"`` .. ``str(n_fields - 1)``, their number
     declared or discovered from ``source``."""
-    n = n_fields if n_fields is not None else libffm_n_fields(discovery_head(source, "n_fields"))
+    if n_fields is None:
+        n = libffm_n_fields(discovery_head(source, "n_fields"), _source_name(source))
+    else:  # checked before the names are made: n_fields=10**8 would make 100M of them
+        validate_params(READER_CONSTRAINTS, {"n_fields": n_fields}, "libffm_hasher")
+        n = n_fields
     return FeatureHasher(fields=[str(f) for f in range(n)], **hasher_params)
+
+
+def _source_name(source: Source) -> str:
+    """How errors name a source that can be read ahead (a path, or bytes)."""
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>"
 
 
 def vw_namespaces(head: bytes) -> list[str]:
@@ -164,16 +177,28 @@ def vw_namespaces(head: bytes) -> list[str]:
     return list(names)
 
 
-def libffm_n_fields(head: bytes) -> int:
+def libffm_n_fields(head: bytes, name: str = "<bytes>") -> int:
     """One more than the largest field number of libffm lines.
+
+    A field number of ``MAX_LIBFFM_FIELDS`` or more (field ids are uint16, with the bias) is a
+    ParseError naming ``name`` and the line, raised before any field is made.
 
     Examples
     --------
     >>> libffm_n_fields(b"1 0:5:1 3:7:1\\n0 1:2:1\\n")
     4
     """
-    fields = re.findall(rb"(?:^|\s)(\d+):\d+:", whole_lines(head), re.M)
-    return 1 + max(map(int, fields), default=0)
+    head = whole_lines(head)
+    fields = re.findall(rb"(?:^|\s)(\d+):\d+:", head, re.M)
+    # compared as text first: a 5,000-digit number is too long for int()
+    largest = max(fields, key=lambda f: (len(f.lstrip(b"0")), f.lstrip(b"0")), default=b"0")
+    if len(largest.lstrip(b"0")) > 5 or int(largest) >= MAX_LIBFFM_FIELDS:
+        at = re.search(rb"(?:^|\s)(" + re.escape(largest) + rb"):\d+:", head, re.M).start(1)
+        line = head.count(b"\n", 0, at) + 1
+        number = largest.lstrip(b"0")[:20].decode()
+        raise ParseError(f"{name}, line {line}: libffm field number {number} is too large: at "
+                         f"most {MAX_LIBFFM_FIELDS} fields, numbered 0 .. {MAX_LIBFFM_FIELDS - 1}")
+    return 1 + int(largest)
 
 
 # -- readers ----------------------------------------------------------------------------------
