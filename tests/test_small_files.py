@@ -114,3 +114,14 @@ def test_bad_sparse_rows_are_a_model_file_error(rows, message, tmp_path):
     sparse = {"zn_": {"dtype": "<f8", "shape": [1 << 18, 2]}}
     with pytest.raises(ModelFileError, match=message):
         persist._dense_tables(state, sparse, tmp_path / "m.fctr")
+
+
+def test_an_untouched_table_is_stored_as_no_rows(tmp_path):
+    # one row of one field: FFM's latent table has no touched bucket (an empty (0, F, 2k) array)
+    model = FFMClassifier(bits=18).fit([{"C1": "a"}], [1])
+    path = tmp_path / "m.fctr"
+    model.save(path)
+    for mmap in (False, True):
+        again = load(path, mmap=mmap)
+        assert again.vg_.tobytes() == model.vg_.tobytes()
+        assert again.predict_one({"C1": "a"}) == model.predict_one({"C1": "a"})

@@ -99,7 +99,8 @@ def save(model: Any, path) -> None:
             crc = _write(f, MAGIC + struct.pack("<Q", len(header_bytes)) + header_bytes, 0)
             for spec in header["arrays"]:
                 crc = _write(f, b"\0" * (spec["offset"] - f.tell()), crc)
-                crc = _write(f, memoryview(arrays[spec["name"]]).cast("B"), crc)
+                # 1-D first: memoryview cannot cast an empty array of several dimensions
+                crc = _write(f, memoryview(arrays[spec["name"]].reshape(-1)).cast("B"), crc)
             f.write(struct.pack("<I", crc))
             f.flush()
             os.fsync(f.fileno())
@@ -220,13 +221,13 @@ def load(path, *, mmap: bool = False) -> Any:
             raise ModelFileError(f"{path}: checksum mismatch, the file is corrupted")
         state = dict(header["scalars"])
         for spec in header["arrays"]:
-            if mmap:
+            if mmap and spec["nbytes"]:  # nothing to map in an empty array
                 state[spec["name"]] = np.memmap(path, np.dtype(spec["dtype"]), "r", spec["offset"],
                                                 tuple(spec["shape"]))
             else:
                 f.seek(spec["offset"])
                 arr = np.empty(tuple(spec["shape"]), np.dtype(spec["dtype"]))
-                f.readinto(memoryview(arr).cast("B"))
+                f.readinto(memoryview(arr.reshape(-1)).cast("B"))
                 state[spec["name"]] = arr
     state = _dense_tables(state, header.get("sparse") or {}, path)
     state = {_FIELD_NAMES.get(name, name): value for name, value in state.items()}
