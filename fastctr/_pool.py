@@ -6,7 +6,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def thread_pool(n_jobs: int) -> ThreadPoolExecutor:
     """One shared pool of ``n_jobs`` threads per size, created on first use."""
     return ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="fastctr")

@@ -125,7 +125,8 @@ def test_missing_rates(large):
     assert 0.42 < missing["I1"] < 0.48
     assert 0.72 < missing["I12"] < 0.78
     assert missing["I2"] == 0.0
-    assert all(missing[f] <= 0.25 for f in FIELDS if f not in {"I1", "I10", "I12", "C19", "C20", "C22", "C25", "C26"})
+    often_missing = {"I1", "I10", "I12", "C19", "C20", "C22", "C25", "C26"}
+    assert all(missing[f] <= 0.25 for f in FIELDS if f not in often_missing)
     for name in ("C19", "C20", "C22", "C25", "C26"):
         assert 0.4 <= missing[name] <= 0.8
     # grouped fields are missing on the same rows, as in the real logs

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastctr._kernels.fm import fm_fit, fm_margin
-from fastctr._kernels.ffm import ffm_fit, ffm_margin
-from fastctr.io.rows import HashedRows
 from fastctr import DivergenceError
+from fastctr._kernels.ffm import ffm_fit, ffm_margin
+from fastctr._kernels.fm import fm_fit, fm_margin
+from fastctr.io.hashing import FeatureHasher
+from fastctr.io.rows import HashedRows
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.serving.files import load
-from fastctr.io.hashing import FeatureHasher
 
 from naive_fm import NaiveFFM, NaiveFM
 
@@ -34,7 +34,8 @@ def random_rows(seed, n_rows=300, n_buckets=60, width=(2, 7), continuous=True, w
         n = int(rng.integers(*width))
         fields = np.sort(rng.choice(np.arange(1, N_FIELDS), n - 1, replace=False))
         idx += [7] + rng.integers(0, n_buckets, n - 1).tolist()
-        xs = np.where(rng.random(n - 1) < 0.5, 1.0, rng.normal(0, 1.5, n - 1)) if continuous else np.ones(n - 1)
+        xs = (np.where(rng.random(n - 1) < 0.5, 1.0, rng.normal(0, 1.5, n - 1)) if continuous
+              else np.ones(n - 1))
         val += [1.0] + xs.tolist()
         fld += [0] + fields.tolist()
         indptr.append(len(idx))
@@ -65,7 +66,8 @@ def test_fm_matches_naive_reference(weights):
                for r in range(rows.n_rows)]
     np.testing.assert_allclose(p, p_naive, rtol=0, atol=1e-9)
     for i in set(naive.lin.z):
-        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])],
+                                   rtol=1e-9, atol=1e-9)
     for i in naive.V:
         np.testing.assert_allclose(model.V_[i], naive.V[i], rtol=0, atol=1e-9)
         np.testing.assert_allclose(model.G_[i], naive.G[i], rtol=1e-9)
@@ -96,7 +98,8 @@ def test_ffm_matches_naive_reference(normalize):
         np.testing.assert_allclose(model.V_[i, f], v, rtol=0, atol=1e-9)
         np.testing.assert_allclose(model.G_[i, f], naive.G[(i, f)], rtol=1e-9)
     for i in naive.lin.z:
-        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(model.zn_[i], [naive.lin.z[i], np.sqrt(naive.lin.n[i])],
+                                   rtol=1e-9, atol=1e-9)
     test = random_rows(6, n_rows=40, n_buckets=90)
     np.testing.assert_allclose(model.decision_function(test),
                                [naive.margin(*rows_of(test, r)) for r in range(40)], atol=1e-9)
@@ -116,7 +119,7 @@ def _implied_gradients(zn0, vg0, zn1, vg1, hp, k):
     g - sigma * w_before)."""
     dG = vg1[..., k:] - vg0[..., k:]
     g_v = -np.sign(vg1[..., :k] - vg0[..., :k]) * np.sqrt(np.maximum(dG, 0))
-    alpha, beta, l1, l2 = hp[:4]
+    alpha, beta, l1, l2 = hp.alpha, hp.beta, hp.l1, hp.l2
     w0 = np.where(np.abs(zn0[:, 0]) <= l1, 0.0,
                   -(zn0[:, 0] - np.sign(zn0[:, 0]) * l1) / ((beta + zn0[:, 1]) / alpha + l2))
     sigma = (zn1[:, 1] - zn0[:, 1]) / alpha  # zn holds sqrt(n)
@@ -126,7 +129,6 @@ def _implied_gradients(zn0, vg0, zn1, vg1, hp, k):
 
 @pytest.mark.parametrize("kind", ["fm", "ffm"])
 def test_gradient_matches_finite_differences(kind):
-    rng = np.random.default_rng(7)
     cls = FMClassifier if kind == "fm" else FFMClassifier
     extra = {} if kind == "fm" else {"fields": [f"f{j}" for j in range(1, N_FIELDS)], "normalize": True}
     model = cls(**dict(FM_PARAMS, l1=0.0, l2_v=0.0), bits=BITS, **extra)
@@ -172,7 +174,7 @@ def test_gradient_matches_finite_differences(kind):
     # linear weights: with l1 = 0, w_i = -z_i / ((beta + sqrt(n_i)) / alpha + l2) (zn holds
     # sqrt(n)), so
     # dL/dw_i = dL/dz_i / (dw_i/dz_i)
-    alpha, beta, l1, l2 = hp[:4]
+    alpha, beta, l2 = hp.alpha, hp.beta, hp.l2
     for i in idx:
         base = zn0[i, 0]
         dwdz = -1.0 / ((beta + zn0[i, 1]) / alpha + l2)
@@ -273,13 +275,17 @@ def test_divergence_error_keeps_learned_rows():
 # -- API surface ------------------------------------------------------------------------------
 def test_parameter_validation_messages():
     rows = random_rows(17, n_rows=10)
-    with pytest.raises(ValueError, match=r"The 'eta' parameter of FMClassifier must be a float in the range \(0\.0, inf\)\. Got -1 instead\."):
+    with pytest.raises(ValueError, match=r"The 'eta' parameter of FMClassifier must be a float in the "
+                                         r"range \(0\.0, inf\)\. Got -1 instead\."):
         FMClassifier(eta=-1, bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match=r"'k' parameter of FFMClassifier must be an int in the range \[1, 256\]\. Got 0 instead\."):
+    with pytest.raises(ValueError, match=r"'k' parameter of FFMClassifier must be an int in the range "
+                                         r"\[1, 256\]\. Got 0 instead\."):
         FFMClassifier(k=0, bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match="'normalize' parameter of FFMClassifier must be a bool. Got 'yes' instead"):
+    with pytest.raises(ValueError,
+                       match="'normalize' parameter of FFMClassifier must be a bool. Got 'yes' instead"):
         FFMClassifier(normalize="yes", bits=BITS).partial_fit(rows)
-    with pytest.raises(ValueError, match=r"'random_state' parameter of FMClassifier must be an int in the range \[0, inf\) or None\. Got -3"):
+    with pytest.raises(ValueError, match=r"'random_state' parameter of FMClassifier must be an int in "
+                                         r"the range \[0, inf\) or None\. Got -3"):
         FMClassifier(random_state=-3, bits=BITS).partial_fit(rows)
 
 
@@ -352,8 +358,8 @@ def _auc_after_one_pass(model, train_batches, test):
 
 
 def test_fm_beats_ftrl_on_synthetic_interactions():
-    from fastctr.io.datasets import make_criteo
     from fastctr.io.criteo import read_criteo
+    from fastctr.io.datasets import make_criteo
 
     batches = list(read_criteo(make_criteo(250_000, seed=0), FeatureHasher(bits=22), batch_size=50_000))
     train, test = batches[:4], batches[4]
@@ -371,8 +377,8 @@ def _real_data() -> Path | None:
 @pytest.mark.skipif(_real_data() is None, reason="real Criteo sample absent: set FASTCTR_DATA or "
                     "provide ../shared/data/criteo_kaggle_labeled_dedup.tsv.gz")
 def test_fm_at_least_as_good_as_ftrl_on_real_criteo_sample():
-    from fastctr.online.metrics import roc_auc
     from fastctr.io.criteo import read_criteo
+    from fastctr.online.metrics import roc_auc
 
     with gzip.open(_real_data(), "rb") as f:
         lines = f.read().split(b"\n")[:10_000]

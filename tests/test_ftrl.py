@@ -3,7 +3,7 @@ estimator run in test_contracts.py)."""
 import numpy as np
 import pytest
 
-from fastctr import FeatureHasher, FTRLClassifier, HashedRows, NotFittedError, read_criteo
+from fastctr import FeatureHasher, FTRLClassifier, NotFittedError, read_criteo
 from fastctr.io.datasets import criteo_rows
 
 from naive import FTRLProximal

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 
-from fastctr import (FeatureHasher, FTRLClassifier, HashedRows, ModelFileError, Scorer, load,
-                     read_criteo)
+from fastctr import FeatureHasher, FTRLClassifier, HashedRows, ModelFileError, Scorer, load, read_criteo
 from fastctr.io.datasets import criteo_rows
 from fastctr.online.metrics import roc_auc
 

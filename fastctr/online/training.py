@@ -14,11 +14,11 @@ import numpy as np
 
 from fastctr._validation import Booleans, InstanceOf, Interval, validate_params
 from fastctr.io.ahead import read_ahead
-from fastctr.models.base import OnlineClassifier
+from fastctr.io.reader import BlockReader, Chunk
 from fastctr.io.rows import HashedRows
+from fastctr.models.base import OnlineClassifier
 from fastctr.online.metrics import ProgressiveValidation
 from fastctr.online.tune import tuned_stream
-from fastctr.io.reader import BlockReader, Chunk
 
 log = logging.getLogger(__name__)
 
