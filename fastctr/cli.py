@@ -104,8 +104,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action)
 
 
-#: model parameters that come from the data or other options, not from their own option
-_NOT_OPTIONS = ("n_jobs", "fields", "numeric", "crosses")
+#: model parameters that come from the data or other options, not from their own option;
+#: the CLI reads lines, never dict rows, and its models keep unknown="strict" (the default)
+_NOT_OPTIONS = ("n_jobs", "fields", "numeric", "crosses", "unknown")
 #: help of the parameters whose docstring text is shared or written for Python callers
 _OWN_HELP = {"bits": "hash table size 2**bits (18 to 30)", "hash_seed": "seed of the feature hash",
              "numeric_transform": "how numeric values become features: bucketed (bin), "

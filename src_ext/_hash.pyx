@@ -7,7 +7,7 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
-from rowspec cimport Spec, make_spec, murmur3_32 as _murmur3_32, hash_dict
+from rowspec cimport Spec, make_spec, murmur3_32 as _murmur3_32, hash_dict, unknown_keys_message
 
 cnp.import_array()
 
@@ -61,3 +61,13 @@ def hash_dict_rows(list rows, tuple spec, tuple keys):
             raise ValueError(f"row {i}: {e}") from None
         indptr[i + 1] = k
     return indptr_a, indices_a[:k].copy(), values_a[:k].copy(), fields_a[:k].copy()
+
+
+def check_keys(keys, tuple fields):
+    """Raise the ValueError of unknown="strict" when a key of ``keys`` (a DataFrame's
+    columns, checked once per frame) is not one of ``fields``, worded as for a dict row."""
+    cdef list owned = list(keys)
+    cdef dict index = dict.fromkeys(fields)
+    for key in owned:
+        if key not in index:
+            raise ValueError(unknown_keys_message(owned, fields, index, "column"))

@@ -200,6 +200,7 @@ cdef struct Spec:
     int numeric_mode             # NUM_BIN / NUM_VALUE / NUM_LOG1P
     const int64_t* bin_table     # numeric_bin of the small integers 0..bin_table_size-1
     Py_ssize_t bin_table_size
+    bint strict                  # a dict row's key that is not a field is an error
 
 
 cdef inline Spec make_spec(tuple arrays):
@@ -218,6 +219,7 @@ cdef inline Spec make_spec(tuple arrays):
     cdef cnp.ndarray table = arrays[6]
     s.bin_table = <const int64_t*>cnp.PyArray_DATA(table)
     s.bin_table_size = table.shape[0]
+    s.strict = arrays[7]
     return s
 
 
@@ -380,7 +382,7 @@ cdef inline int hash_fields(const Spec* s, const uint8_t* base, Py_ssize_t* star
     return err
 
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Items, PyDict_Next
+from cpython.dict cimport PyDict_GetItem, PyDict_Items, PyDict_Keys, PyDict_Next, PyDict_Size
 from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -480,18 +482,20 @@ cdef inline int _hash_other(const Spec* s, Py_ssize_t f, object x, uint32_t* h,
 cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_ssize_t guess,
                                   tuple keys, dict index, uint32_t* h, float* v,
                                   uint8_t* present, const char* table,
-                                  Py_ssize_t stride) except -1:
+                                  Py_ssize_t stride, Py_ssize_t* known) except -1:
     """One item of a dict row: its field found (first by ``guess``, the field after the
-    previous one), its value hashed into h, v and present. Returns the next guess."""
+    previous one), its value hashed into h, v and present; ``known`` counts the keys that
+    are fields. Returns the next guess."""
     cdef Py_ssize_t f
     cdef double number
     if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
         f = guess
     else:
         found = PyDict_GetItem(index, <object>key)
-        if found == NULL:  # not a field: ignored
+        if found == NULL:  # not a field: counted by the caller (len(row) - known)
             return guess
         f = PyLong_AsSsize_t(<object>found)
+    known[0] += 1
     if _is_missing(<object>x):
         return f + 1
     if s.field_numeric[f]:
@@ -509,6 +513,39 @@ cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_
     return f + 1
 
 
+cdef inline str _names(list names, Py_ssize_t shown):
+    """``names`` joined; beyond ``shown`` of them, the first ``shown - 1``, "..." and the
+    last."""
+    if len(names) <= shown:
+        return ", ".join(names)
+    return ", ".join(names[:shown - 1]) + ", ..., " + names[len(names) - 1]
+
+
+cdef inline str unknown_keys_message(list row_keys, tuple fields, dict index, str what):
+    """The error of a row (``what`` = "key") or a DataFrame (``what`` = "column") with keys
+    that are not fields (unknown="strict"): the unknown keys (sorted, at most 10), the fields
+    (abbreviated) and the two fixes. ``row_keys`` is owned by the caller: a key's
+    ``__eq__``/``__repr__`` may run Python code that changes the row."""
+    cdef list unknown = []
+    for k in row_keys:  # (no generator expressions: they do not compile in a .pxd)
+        if PyDict_GetItem(index, k) == NULL:
+            unknown.append(repr(k))
+    unknown.sort()
+    cdef str plural = "s" if len(unknown) > 1 else ""
+    cdef str listed = ", ".join(unknown[:10]) + (
+        f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+    cdef str expected = f"{_names(list(fields), 4)}: {len(fields)} field" + (
+        "s" if len(fields) > 1 else "")
+    cdef str whose = "row's keys" if what == "key" else "columns"
+    cdef str whole = "row" if what == "key" else "frame"
+    if len(unknown) == len(row_keys):  # nothing of the row would be scored but the bias
+        head = f"no {what} of the {whole} is a field: unknown {what}{plural} {listed}"
+    else:
+        head = f"unknown {what}{plural} {listed}: not {'fields' if plural else 'a field'}"
+    return (f"{head} ({expected}); pass fields=[...] naming the {whose}, or "
+            "unknown='ignore' to skip them")
+
+
 cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
     """A row with an item whose hashing can run Python code (see _runs_only_c), as a new row
     that no other code can reach, of field names and built-in values.
@@ -522,11 +559,18 @@ cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
     """
     cdef list items = PyDict_Items(row)
     cdef dict plain = {}
+    cdef Py_ssize_t known = 0
+    if s.strict:  # keys first: a row that is an error converts no value
+        for item in items:
+            known += PyDict_GetItem(index, (<tuple>item)[0]) != NULL
+        if known != len(items):
+            raise ValueError(unknown_keys_message([(<tuple>item)[0] for item in items], keys,
+                                                  index, "key"))
     for item in items:
         key = (<tuple>item)[0]
         x = (<tuple>item)[1]
         found = PyDict_GetItem(index, key)
-        if found == NULL:  # not a field: ignored
+        if found == NULL:  # not a field: ignored (unknown="ignore")
             continue
         f = <object>found
         if not _runs_only_c(<PyObject*>"", <PyObject*>x):  # a value of another type
@@ -543,7 +587,9 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
 
     The row's items are visited once; a key is matched to its field first against the next
     schema name, by identity or by its characters (rows in schema order, literal or decoded
-    from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are not fields are ignored.
+    from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are
+    not fields are counted as the walk goes (no second pass): with ``s.strict`` a row with
+    any raises ValueError naming them (unknown_keys_message), else they are ignored.
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
 
@@ -558,14 +604,14 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     that could run Python code (a value's ``__str__``/``__float__``, a key's ``__eq__``) is
     walked again as converted by _plain_row, through references it owns.
     """
-    cdef Py_ssize_t pos, guess
+    cdef Py_ssize_t pos, guess, known
     cdef PyObject* key  # key and value are borrowed from the row: no reference counting
     cdef PyObject* x
     cdef PyObject* next_key
     cdef PyObject* next_x
     cdef bint more, plain = True
     while True:  # twice at most: a _plain_row holds only built-in values
-        pos = guess = 0
+        pos = guess = known = 0
         memset(present, 0, s.n_fields)
         more = PyDict_Next(row, &pos, &key, &x)
         while more:
@@ -576,9 +622,13 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
             plain = _runs_only_c(key, x)
             if not plain:
                 break
-            guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride)
+            guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride,
+                               &known)
             key = next_key
             x = next_x
         if plain:
+            if s.strict and known != PyDict_Size(row):
+                # the slow path: owned references to the keys before any Python code runs
+                raise ValueError(unknown_keys_message(PyDict_Keys(row), keys, index, "key"))
             return emit_row(s, h, v, present, idx, val, fld)
         row = _plain_row(s, row, keys, index)

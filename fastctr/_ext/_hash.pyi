@@ -11,3 +11,7 @@ def hash_dict_rows(
     npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.uint16]
 ]:
     """Hash dict rows into (indptr, indices, values, fields) CSR arrays."""
+
+def check_keys(keys: object, fields: tuple[str, ...]) -> None:
+    """Raise the ValueError of unknown="strict" when a key of ``keys`` (a DataFrame's
+    columns, checked once per frame) is not one of ``fields``, worded as for a dict row."""

@@ -17,6 +17,10 @@ unsigned, little-endian):
   hashes (before the mask), and value ``v_a * v_b``;
 * a row lists the bias (field id 0), then the present fields in schema order (field id
   ``1 + position``), then the present crosses (field id ``1 + n_fields + cross position``).
+
+A dict row's key that is not a field is an error (``unknown="strict"``, the default: a
+mistyped or foreign schema would otherwise score the bias alone) or skipped
+(``unknown="ignore"``); the policy changes no hash.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from fastctr._ext._hash import hash_dict_rows, murmur3_32
+from fastctr._ext._hash import check_keys, hash_dict_rows, murmur3_32
 from fastctr._validation import (
     Interval,
     InvalidParameterError,
@@ -45,6 +49,10 @@ CRITEO_NUMERIC = tuple(sys.intern(f"I{i}") for i in range(1, 14))
 CRITEO_CATEGORICAL = tuple(sys.intern(f"C{i}") for i in range(1, 27))
 CRITEO_FIELDS = CRITEO_NUMERIC + CRITEO_CATEGORICAL
 NUMERIC_TRANSFORMS = ("bin", "value", "log1p")
+#: What a dict row's key that is not a field does: raise (strict) or nothing (ignore)
+UNKNOWN_POLICIES = ("strict", "ignore")
+#: Hashing parameters that change no hash (a fitted model may change them)
+POLICY_PARAMS = ("unknown",)
 
 #: The hashing parameters' valid values, shared by every estimator (which owns a hasher). bits
 #: stops at 30: the kernels and scorers index buckets with int32 and the 2**bits tables are
@@ -56,6 +64,7 @@ HASHING_CONSTRAINTS = {
     "hash_seed": [Interval(Integral, 0, 2**32 - 1, closed="both")],
     "numeric_transform": [Options(str, NUMERIC_TRANSFORMS)],
     "crosses": [PairSequence()],
+    "unknown": [Options(str, UNKNOWN_POLICIES)],
 }
 
 
@@ -121,6 +130,11 @@ class FeatureHasher:
         How numeric values become features (see the module docstring).
     crosses : sequence of (str, str), default=()
         Field pairs whose values are crossed into one extra feature.
+    unknown : {"strict", "ignore"}, default="strict"
+        A dict row (or DataFrame column) whose key is not a field: "strict" raises a
+        ValueError naming the unknown keys and the fields (a mistyped or foreign schema
+        would otherwise score the bias alone); "ignore" skips such keys. Fields missing from
+        a row are always allowed (missing values). Lines and pre-hashed rows are unaffected.
 
     Examples
     --------
@@ -130,6 +144,14 @@ class FeatureHasher:
     (2, 5)
     >>> rows.fields.tolist()
     [0, 1, 14, 0, 15]
+    >>> try:                           # a key that is not a field (unknown="strict")
+    ...     hasher.transform([{"C1": "68fd1e64", "c2": "80e26c9b"}])
+    ... except ValueError as e:
+    ...     print(e)
+    row 0: unknown key 'c2': not a field (I1, I2, I3, ..., C26: 39 fields); pass
+    fields=[...] naming the row's keys, or unknown='ignore' to skip them
+    >>> FeatureHasher(bits=18, unknown="ignore").transform([{"c2": "x"}]).nnz  # the bias
+    1
     """
 
     def __init__(
@@ -140,9 +162,11 @@ class FeatureHasher:
         hash_seed: int = 0,
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
+        unknown: str = "strict",
     ) -> None:
         validate_hashing(dict(fields=fields, numeric=numeric, bits=bits, hash_seed=hash_seed,
-                              numeric_transform=numeric_transform, crosses=crosses),
+                              numeric_transform=numeric_transform, crosses=crosses,
+                              unknown=unknown),
                          "FeatureHasher")
         # interned, so dict rows with literal keys match their fields by identity (fast path)
         self.fields = tuple(sys.intern(str(f)) for f in (CRITEO_FIELDS if fields is None else fields))
@@ -153,6 +177,7 @@ class FeatureHasher:
         self.hash_seed = int(hash_seed)
         self.numeric_transform = numeric_transform
         self.crosses = tuple(tuple(pair) for pair in crosses)
+        self.unknown = unknown
         self._spec = self._build_spec()
 
     def _build_spec(self) -> tuple:
@@ -172,6 +197,7 @@ class FeatureHasher:
             self.bias_bucket,
             NUMERIC_TRANSFORMS.index(self.numeric_transform),
             BIN_TABLE,
+            self.unknown == "strict",
         )
 
     @property
@@ -196,6 +222,7 @@ class FeatureHasher:
             "hash_seed": int(self.hash_seed),
             "numeric_transform": self.numeric_transform,
             "crosses": [list(pair) for pair in self.crosses],
+            "unknown": self.unknown,
         }
 
     def __eq__(self, other: object) -> bool:
@@ -208,7 +235,12 @@ class FeatureHasher:
         return (_hasher_from_params, (self.get_params(),))
 
     def transform(self, rows: Iterable[dict] | Any) -> HashedRows:
-        """Hash dict rows (or a pandas DataFrame) into HashedRows; labels are not set."""
+        """Hash dict rows (or a pandas DataFrame) into HashedRows; labels are not set.
+
+        Under ``unknown="strict"`` a key that is not a field raises ValueError (a
+        DataFrame's columns are checked once, before any row)."""
+        if self.unknown == "strict" and _is_frame(rows):
+            check_keys(list(rows.columns), self.fields)
         records = _records(rows)
         indptr, indices, values, fields = hash_dict_rows(records, self._spec, self.fields)
         return HashedRows(indptr, indices, values, fields)
@@ -218,9 +250,13 @@ def _hasher_from_params(params: dict) -> FeatureHasher:
     return FeatureHasher(**params)
 
 
+def _is_frame(rows) -> bool:
+    return hasattr(rows, "to_dict") and hasattr(rows, "columns")
+
+
 def _records(rows) -> list:
     """Dict rows as a list; a DataFrame becomes its records (NaN is missing)."""
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns"):
+    if _is_frame(rows):
         return rows.to_dict("records")
     if isinstance(rows, dict):
         raise TypeError("transform takes a sequence of dict rows; wrap a single row in a list")

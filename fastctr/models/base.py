@@ -23,7 +23,12 @@ from fastctr._kernels.rows import NO_FIELDS, NO_TARGETS, Rows, entries_are_valid
 from fastctr._pool import thread_pool
 from fastctr._validation import Interval, validate_params
 from fastctr.exceptions import NotFittedError
-from fastctr.io.hashing import HASHING_CONSTRAINTS, FeatureHasher, check_hashing_together
+from fastctr.io.hashing import (
+    HASHING_CONSTRAINTS,
+    POLICY_PARAMS,
+    FeatureHasher,
+    check_hashing_together,
+)
 from fastctr.io.rows import HashedRows
 from fastctr.models._sklearn import (
     ClassifierCompat,
@@ -36,7 +41,10 @@ from fastctr.models._sklearn import (
 from fastctr.serving.files import save
 from fastctr.serving.registry import register
 
-HASHER_PARAMS = ("fields", "numeric", "bits", "hash_seed", "numeric_transform", "crosses")
+HASHER_PARAMS = ("fields", "numeric", "bits", "hash_seed", "numeric_transform", "crosses",
+                 "unknown")
+#: the hashing parameters a fitted model's state depends on (the policies change no hash)
+HASHING_PARAMS = tuple(name for name in HASHER_PARAMS if name not in POLICY_PARAMS)
 
 
 #: Constraints the models share (see fastctr._validation), e.g. a learning rate > 0.
@@ -106,7 +114,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
                 raise ValueError(
                     f"Invalid parameter {name!r} for {type(self).__name__}. Valid: {valid}."
                 )
-            if name in HASHER_PARAMS and self.is_fitted:
+            if name in HASHING_PARAMS and self.is_fitted:
                 raise ValueError(f"cannot change {name!r} of a fitted model: it changes the hashing")
             setattr(self, name, value)
         self._scorer_cache = None
@@ -256,7 +264,10 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         model = cls(**params)
         if not isinstance(hasher, dict):
             hasher = hasher.get_params()
-        if model.hasher_.get_params() != hasher:
+        # the policies hash nothing (and files written before a policy existed lack it)
+        hasher = {k: v for k, v in hasher.items() if k not in POLICY_PARAMS}
+        ours = {k: v for k, v in model.hasher_.get_params().items() if k not in POLICY_PARAMS}
+        if ours != hasher:
             raise ValueError(f"{cls.__name__}.from_state: the hasher does not match the "
                              "parameters' hashing (fields, bits, hash_seed, ...); pass the "
                              "hasher the state was learned with and the model's own parameters")

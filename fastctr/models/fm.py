@@ -148,6 +148,10 @@ class FMClassifier(_FactorizationBase):
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
+    unknown : {"strict", "ignore"}, default="strict"
+        A dict row's key (or DataFrame column) that is not a field raises ValueError naming
+        it ("strict"), or is skipped ("ignore"), as in :class:`fastctr.FeatureHasher`; it
+        changes no hash, so it may be set after fit.
 
     Attributes
     ----------
@@ -207,6 +211,7 @@ class FMClassifier(_FactorizationBase):
         hash_seed: int = 0,
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
+        unknown: str = "strict",
     ) -> None:
         self._store_params(locals())
 
@@ -265,6 +270,10 @@ class FFMClassifier(_FactorizationBase):
         Threads learning each batch at once, lock-free (Hogwild); 1 is deterministic.
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher`; ``bits`` defaults to 18.
+    unknown : {"strict", "ignore"}, default="strict"
+        A dict row's key (or DataFrame column) that is not a field raises ValueError naming
+        it ("strict"), or is skipped ("ignore"), as in :class:`fastctr.FeatureHasher`; it
+        changes no hash, so it may be set after fit.
 
     Notes
     -----
@@ -318,6 +327,7 @@ class FFMClassifier(_FactorizationBase):
         hash_seed: int = 0,
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
+        unknown: str = "strict",
     ) -> None:
         self._store_params(locals())
 

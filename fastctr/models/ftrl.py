@@ -41,6 +41,10 @@ class FTRLClassifier(OnlineClassifier):
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
+    unknown : {"strict", "ignore"}, default="strict"
+        A dict row's key (or DataFrame column) that is not a field raises ValueError naming
+        it ("strict"), or is skipped ("ignore"), as in :class:`fastctr.FeatureHasher`; it
+        changes no hash, so it may be set after fit.
 
     Attributes
     ----------
@@ -94,6 +98,7 @@ class FTRLClassifier(OnlineClassifier):
         hash_seed: int = 0,
         numeric_transform: str = "bin",
         crosses: Sequence[tuple[str, str]] = (),
+        unknown: str = "strict",
     ) -> None:
         self._store_params(locals())
 
