@@ -152,7 +152,11 @@ def _dense_tables(state: dict, sparse: dict, path: Path) -> dict:
         if rows.shape[0] and (rows[-1] >= shape[0] or np.any(rows[1:] <= rows[:-1])):
             raise ModelFileError(f"{path}: the rows of {name!r} are not ascending buckets "
                                  f"below {shape[0]}: the file is corrupted")
-        table = np.zeros(shape, dtype)
+        try:  # calloc: pages are taken only where rows are written
+            table = np.zeros(shape, dtype)
+        except (MemoryError, ValueError):
+            raise ModelFileError(f"{path}: {name!r} of shape {list(shape)} does not fit in "
+                                 "memory: the file is corrupted") from None
         table[rows] = values
         state[name] = table
     return state
@@ -201,7 +205,14 @@ def load(path, *, mmap: bool = False) -> Any:
     Raises
     ------
     ModelFileError
-        The file is not a fastctr model, is of a newer format, truncated or corrupted.
+        The file is not a fastctr model, is of a newer format, truncated or corrupted, or
+        disagrees with itself or its class (a crafted file with a correct checksum): before
+        any array is read, every array's dtype (little-endian integers and floats only,
+        never object), shape, size and offset (after the header, aligned, inside the file,
+        not overlapping another) and the header's length are checked, and the arrays and
+        scalars must be exactly the class's; then the class's invariants (state tables of
+        2**bits rows and the shapes its parameters give; a Scorer's storage dtype, table
+        size, empty slot, bucket range and scale). The message names what disagrees.
     """
     path = Path(path)
     if not path.is_file():
@@ -209,6 +220,7 @@ def load(path, *, mmap: bool = False) -> Any:
     size = path.stat().st_size
     with open(path, "rb") as f:
         header = _read_header(f, path, size)
+        data_start = f.tell()  # the arrays come after the header
         crc = zlib.crc32(f.read(0))
         f.seek(0)
         remaining = size - 4
@@ -219,6 +231,8 @@ def load(path, *, mmap: bool = False) -> Any:
         (stored,) = struct.unpack("<I", f.read(4))
         if stored != crc:
             raise ModelFileError(f"{path}: checksum mismatch, the file is corrupted")
+        _check_arrays(header, size, data_start, path)
+        _check_names(header, path)
         state = dict(header["scalars"])
         for spec in header["arrays"]:
             if mmap and spec["nbytes"]:  # nothing to map in an empty array
@@ -231,6 +245,7 @@ def load(path, *, mmap: bool = False) -> Any:
                 state[spec["name"]] = arr
     state = _dense_tables(state, header.get("sparse") or {}, path)
     state = {_FIELD_NAMES.get(name, name): value for name, value in state.items()}
+    _CLASS_CHECKS.get(header["class"], lambda *args: None)(header, state, path)
     try:
         model = MODEL_CLASSES[header["class"]].from_state(header["params"], header["hasher"], state)
     except (TypeError, ValueError) as e:  # parameters, hasher or state that do not fit together
@@ -244,11 +259,16 @@ def _read_header(f, path: Path, size: int) -> dict:
     if len(head) < len(MAGIC) + 8 or head[: len(MAGIC)] != MAGIC:
         raise ModelFileError(f"{path}: not a fastctr model file (bad magic bytes)")
     (n,) = struct.unpack("<Q", head[len(MAGIC):])
+    if n > size - len(head) - 4:  # checked before reading: 2**62 would be a MemoryError
+        raise ModelFileError(f"{path}: the header is unreadable: its length field says {n} "
+                             f"bytes, more than the file's {size}: truncated or corrupted")
     raw = f.read(n)
     try:
         header = json.loads(raw)
     except ValueError:
         raise ModelFileError(f"{path}: the header is unreadable: truncated or corrupted") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: the header is not a JSON object: corrupted")
     version = header.get("format_version")
     if version not in READABLE:
         raise ModelFileError(f"{path}: model format version {version}, this fastctr reads "
@@ -262,3 +282,159 @@ def _read_header(f, path: Path, size: int) -> dict:
     return header
 
 
+# -- checks of a file's header against its bytes and its class --------------------------------
+# The CRC catches accidents, not lies: a crafted file with a correct checksum is checked
+# before any array is allocated, read or handed to compiled code.
+
+def _fail(path: Path, what: str) -> ModelFileError:
+    return ModelFileError(f"{path}: {what}: the file is corrupted or was not written by fastctr")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _numeric_dtype(text, path: Path, what: str) -> np.dtype:
+    """The dtype ``text`` names, which must be a little-endian integer or float of at most
+    8 bytes: never object (its bytes would become pointers), void, bool, complex or dates."""
+    try:
+        dtype = np.dtype(text) if isinstance(text, str) else None
+    except (TypeError, ValueError):
+        dtype = None
+    if (dtype is None or dtype.kind not in "iuf" or dtype.itemsize > 8
+            or dtype.byteorder not in "<|="):
+        raise _fail(path, f"{what} has dtype {text!r}; model files hold little-endian "
+                          "integers and floats only")
+    return dtype
+
+
+def _check_shape(shape, path: Path, what: str) -> tuple[int, ...]:
+    if not (isinstance(shape, list) and all(_is_int(n) and 0 <= n < 1 << 48 for n in shape)):
+        raise _fail(path, f"{what} has shape {shape!r}; a shape is a list of sizes >= 0")
+    return tuple(shape)
+
+
+def _check_arrays(header: dict, size: int, data_start: int, path: Path) -> None:
+    """Every array entry against the file: a name given once, a numeric dtype, a shape whose
+    bytes are its ``nbytes``, and bytes ALIGN-aligned, after the header (``data_start``),
+    inside the file and overlapping no other array's. Also the types of the scalars,
+    parameters and hasher, and the rows of each table stored by rows (``sparse``)."""
+    specs, scalars = header.get("arrays"), header.get("scalars")
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise _fail(path, "the header's 'arrays' is not a list of array entries")
+    if not isinstance(scalars, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in scalars.values()):
+        raise _fail(path, f"the header's scalars {scalars!r} are not all numbers")
+    for key in ("params", "hasher"):
+        if not isinstance(header.get(key), dict):
+            raise _fail(path, f"the header's {key!r} is not a JSON object")
+    spans, names = [], set()
+    for spec in specs:
+        name = spec.get("name")
+        if not isinstance(name, str) or name in names:
+            raise _fail(path, f"an array is named {name!r} (a name must be a str given once)")
+        names.add(name)
+        dtype = _numeric_dtype(spec.get("dtype"), path, f"array {name!r}")
+        shape = _check_shape(spec.get("shape"), path, f"array {name!r}")
+        nbytes, offset = spec.get("nbytes"), spec.get("offset")
+        want = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if not _is_int(nbytes) or nbytes != want:
+            raise _fail(path, f"array {name!r} is {dtype.str} {list(shape)}, {want} bytes, but "
+                              f"the header says {nbytes!r} bytes")
+        if (not _is_int(offset) or offset % ALIGN or offset < data_start
+                or offset + nbytes > size - 4):
+            raise _fail(path, f"array {name!r} at offset {offset!r} ({nbytes} bytes) is not "
+                              f"{ALIGN}-byte aligned between the header's end ({data_start}) "
+                              f"and the checksum ({size - 4})")
+        spans.append((offset, offset + nbytes, name))
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise _fail(path, f"arrays {first!r} and {second!r} overlap")
+    sparse = header.get("sparse") or {}
+    if not isinstance(sparse, dict):
+        raise _fail(path, "the header's 'sparse' is not a JSON object")
+    bits = header["hasher"].get("bits")
+    for name, spec in sparse.items():
+        if name not in _SPARSE_TABLES or not isinstance(spec, dict):
+            raise _fail(path, f"{name!r} is said to be stored by rows; only "
+                              f"{', '.join(_SPARSE_TABLES)} can be")
+        _numeric_dtype(spec.get("dtype"), path, f"the table {name!r}")
+        shape = _check_shape(spec.get("shape"), path, f"the table {name!r}")
+        if not shape or not _is_int(bits) or not 0 <= bits <= 32 or shape[0] != 1 << bits:
+            raise _fail(path, f"the table {name!r} has {shape[0] if shape else 0} rows where "
+                              f"the hasher's bits={bits!r} make 2**bits")
+
+
+def _check_names(header: dict, path: Path) -> None:
+    """The arrays and scalars are exactly those of the class's state: each array field
+    stored whole or by rows (``NAME.rows`` and ``NAME.values``), every required field
+    present, nothing the class does not use."""
+    state_cls = MODEL_CLASSES[header["class"]].State
+    hints = getattr(state_cls, "__annotations__", {})
+    optional = set(getattr(state_cls, "_field_defaults", {}))
+    sparse = header.get("sparse") or {}
+    arrays = {spec["name"] for spec in header["arrays"]}
+    expected_arrays, expected_scalars = set(), set()
+    for field in state_cls._fields:
+        name = _FILE_NAMES.get(field, field)
+        if "ndarray" not in str(hints.get(field, "")):  # a scalar field
+            if name in header["scalars"] or field not in optional:
+                expected_scalars.add(name)
+        elif name in sparse:
+            expected_arrays |= {f"{name}.rows", f"{name}.values"}
+        elif name in arrays or field not in optional:
+            expected_arrays.add(name)
+    if arrays != expected_arrays:
+        raise _fail(path, f"a {header['class']} file holds the arrays "
+                          f"{sorted(expected_arrays)}, this one {sorted(arrays)}")
+    if set(header["scalars"]) != expected_scalars:
+        raise _fail(path, f"a {header['class']} file holds the scalars "
+                          f"{sorted(expected_scalars)}, this one {sorted(header['scalars'])}")
+
+
+def _check_scorer(header: dict, state: dict, path: Path) -> None:
+    """A Scorer's tables against what its compiled lookups rely on: weights stored as its
+    declared dtype; dense: one weight per bucket; sparse: a power-of-two table of keys
+    (buckets below 2**bits, or EMPTY) with at least one empty slot (where the lookup of an
+    absent bucket stops) and one weight per slot; a finite scale > 0."""
+    from fastctr.serving.scorer import _STORAGE, EMPTY, LAYOUTS  # the Scorer's own layout
+
+    params, bits = header["params"], header["hasher"].get("bits")
+    dtype, layout = params.get("dtype"), params.get("layout")
+    weights, keys, scale = state["weights"], state.get("keys"), state["scale"]
+    if dtype not in _STORAGE:
+        raise _fail(path, f"a Scorer's dtype is one of {', '.join(_STORAGE)}, not {dtype!r}")
+    if weights.dtype != np.dtype(_STORAGE[dtype]) or weights.ndim != 1:
+        raise _fail(path, f"a {dtype} Scorer stores its weights as a 1-D "
+                          f"{np.dtype(_STORAGE[dtype])} array, not {weights.dtype} "
+                          f"{list(weights.shape)}")
+    if not np.isfinite(scale) or scale <= 0:
+        raise _fail(path, f"a Scorer's scale must be a finite number > 0, not {scale!r}")
+    if not _is_int(bits) or not 0 <= bits <= 32:
+        raise _fail(path, f"a Scorer's hasher has bits={bits!r}")
+    if layout not in LAYOUTS or (layout == "sparse") != (keys is not None):
+        raise _fail(path, f"a Scorer of layout {layout!r} "
+                          f"{'without' if keys is None else 'with'} a table of keys")
+    if keys is None:
+        if weights.shape[0] != 1 << bits:
+            raise _fail(path, f"a dense Scorer has one weight per bucket: 2**{bits}, not "
+                              f"{weights.shape[0]}")
+        return
+    slots = keys.shape[0]
+    if keys.dtype != np.uint32 or keys.ndim != 1 or slots < 2 or slots & (slots - 1):
+        raise _fail(path, "a sparse Scorer's keys are a uint32 table of a power-of-two size, "
+                          f"not {keys.dtype} {list(keys.shape)}")
+    if weights.shape[0] != slots:
+        raise _fail(path, f"a sparse Scorer has one weight per slot: {slots}, not "
+                          f"{weights.shape[0]}")
+    empty = keys == EMPTY
+    if not empty.any():
+        raise _fail(path, "a sparse Scorer's table has no empty slot (the lookup of an absent "
+                          "bucket would never stop)")
+    if (keys[~empty] >= 1 << bits).any():
+        raise _fail(path, f"a sparse Scorer's table holds buckets >= 2**{bits}")
+
+
+#: invariants checked per class once its state is read (the models check theirs in from_state)
+_CLASS_CHECKS = {"Scorer": _check_scorer}

@@ -57,6 +57,8 @@ class Scorer:
     (4, True)
     """
 
+    State = ScorerState  # the fields a model file stores, as the estimators' State
+
     def __init__(self, hasher: FeatureHasher, keys: np.ndarray | None, weights: np.ndarray,
                  dtype: str, scale: float = 1.0) -> None:
         _check_choice("dtype", dtype, DTYPES)
