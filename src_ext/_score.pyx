@@ -96,9 +96,9 @@ cdef class RowHasher:
         and a final newline is ignored.
         """
         if isinstance(row, dict):
-            return hash_dict(&self.spec, row, self.keys, self.index, &self.h[0], &self.v[0],
-                             &self.present[0], &self.idx[0], &self.val[0], &self.fld[0],
-                             self.table, self.stride)
+            return self._finite(hash_dict(&self.spec, row, self.keys, self.index, &self.h[0],
+                                          &self.v[0], &self.present[0], &self.idx[0],
+                                          &self.val[0], &self.fld[0], self.table, self.stride))
         cdef const char* p
         cdef Py_ssize_t n, start = 0, stop, col
         cdef float label
@@ -122,8 +122,21 @@ cdef class RowHasher:
         if err:
             raise ValueError(self._line_error(err, col, (<bytes>p[start:stop]).decode(
                 "utf-8", "replace")))
-        return emit_row(&self.spec, &self.h[0], &self.v[0], &self.present[0], &self.idx[0],
-                        &self.val[0], &self.fld[0])
+        return self._finite(emit_row(&self.spec, &self.h[0], &self.v[0], &self.present[0],
+                                     &self.idx[0], &self.val[0], &self.fld[0]))
+
+    cdef Py_ssize_t _finite(self, Py_ssize_t n) except -1:
+        """``n``, once the row's values are checked finite: a numeric value of inf or 1e39
+        (inf as float32) under numeric_transform "value" or "log1p", or a cross overflowing,
+        is refused as batch prediction refuses it, not scored as NaN."""
+        cdef Py_ssize_t j
+        for j in range(n):
+            if not self.val[j] - self.val[j] == 0.0:  # NaN or infinite
+                name = self.keys[self.fld[j] - 1] if 0 < self.fld[j] <= len(self.keys) else (
+                    f"cross #{self.fld[j] - len(self.keys)}")
+                raise ValueError(f"X has NaN or infinite feature values: field {name!r} "
+                                 f"gives {self.val[j]} (as float32); drop or clip it first")
+        return n
 
     def _line_error(self, int err, Py_ssize_t col, str token):
         n = len(self.keys)
@@ -148,6 +161,22 @@ cdef inline cnp.ndarray _c_array(object a, int typenum):
             and cnp.PyArray_IS_C_CONTIGUOUS(a)):
         return a
     return np.ascontiguousarray(a, dtype=cnp.PyArray_DescrFromType(typenum)).reshape(-1)
+
+
+cdef inline cnp.ndarray _c_indices(object a):
+    """_c_array for bucket indices, exactly (as fastctr.io.rows.as_indices): integers only,
+    every value representable in int32: an index of 2**32 + 5 is refused, not wrapped to 5,
+    and 5.7 is refused, not truncated."""
+    if (type(a) is np.ndarray and cnp.PyArray_TYPE(a) == cnp.NPY_INT32
+            and cnp.PyArray_NDIM(a) == 1 and cnp.PyArray_IS_C_CONTIGUOUS(a)):
+        return a
+    arr = np.asarray(a)
+    if arr.size and arr.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers (hashed buckets); got dtype {arr.dtype}")
+    if arr.size and (arr.min() < -2**31 or arr.max() >= 2**31):
+        raise ValueError(f"indices must fit in int32 (buckets are < 2**30); got "
+                         f"{arr.min() if arr.min() < -2**31 else arr.max()}")
+    return np.ascontiguousarray(arr, np.int32).reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,8 +246,9 @@ cdef class _LiveScorer:
         """Probability of a click for one pre-hashed row (int32 indices, float32 values,
         uint16 field ids: read by FM and FFM, required by FFM; without them every FM entry
         interacts)."""
-        cdef cnp.ndarray idx = _c_array(indices, cnp.NPY_INT32)
+        cdef cnp.ndarray idx = _c_indices(indices)
         cdef cnp.ndarray val = _c_array(values, cnp.NPY_FLOAT32)
+        cdef const float* pv = <const float*>cnp.PyArray_DATA(val)
         cdef cnp.ndarray fl
         cdef Py_ssize_t n = cnp.PyArray_SIZE(idx), j
         cdef const int32_t* pi = <const int32_t*>cnp.PyArray_DATA(idx)
@@ -240,7 +270,10 @@ cdef class _LiveScorer:
                 raise ValueError(f"index {pi[j]} out of range [0, {self.zn.shape[0]})")
             if self.n_fields and pf[j] >= self.n_fields:
                 raise ValueError(f"field id {pf[j]} out of range [0, {self.n_fields})")
-        return sigmoid(self.margin(pi, <const float*>cnp.PyArray_DATA(val), pf, n))
+            if not pv[j] - pv[j] == 0.0:  # as batch prediction refuses it
+                raise ValueError(f"X has NaN or infinite feature values: value {pv[j]} at "
+                                 f"entry {j}; drop or clip it first")
+        return sigmoid(self.margin(pi, pv, pf, n))
 
 
 cdef class FTRLScorer(_LiveScorer):

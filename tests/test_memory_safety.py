@@ -256,3 +256,57 @@ for source, name in ((path, path), (b"1 99999999:1:1\n", "<bytes>")):
 print("ok")
 ''', debug_malloc=False, timeout=120)
     assert out.endswith("ok\n")
+
+
+# -- defect 10: predict_one answers as batch prediction does, or fails as it does ------------
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from fastctr import FeatureHasher, FMClassifier, FTRLClassifier, HashedRows  # noqa: E402
+
+
+@pytest.fixture(scope="module", params=["value", "log1p"])
+def value_model(request):
+    rows = [{"I1": 1.5, "C1": "a"}, {"I1": 0.5, "C1": "b"}] * 5
+    return FTRLClassifier(bits=18, numeric_transform=request.param).fit(rows, [1, 0] * 5)
+
+
+@pytest.mark.parametrize("x", [float("inf"), -float("inf"), 1e39, -1e39, "inf", "1e39"])
+def test_predict_one_refuses_non_finite_feature_values_as_batch_does(value_model, x):
+    row = {"I1": x, "C1": "a"}
+    line = "\t".join([str(x)] + [""] * 12 + ["a"])
+    try:
+        batch = value_model.predict_proba([row])[:, 1]
+    except ValueError:
+        batch = None
+    for one in (row, line):
+        if batch is None:
+            with pytest.raises(ValueError, match="NaN or infinite"):
+                value_model.predict_one(one)
+        else:  # log1p of 1e39 is finite: both paths score it
+            assert value_model.predict_one(one) == pytest.approx(batch[0])
+
+
+def test_pre_hashed_rows_refuse_nan_and_indices_that_do_not_fit():
+    model = FMClassifier(bits=18, k=2).fit([{"C1": "a"}, {"C1": "b"}] * 5, [1, 0] * 5)
+    for indices, values in (([0], [np.nan]), ([0, 3], [1.0, np.inf]),
+                            (np.array([2**32 + 5], np.int64), [1.0]),
+                            (np.array([-(2**32) + 5], np.int64), [1.0]),
+                            (np.array([5.7]), [1.0])):
+        with pytest.raises((ValueError, TypeError)):
+            model.predict_one((indices, values))
+        with pytest.raises((ValueError, TypeError)):
+            model.predict_proba(HashedRows(np.array([0, len(values)]), indices, values))
+    scorer = FTRLClassifier(bits=18).fit([{"C1": "a"}] * 4, [1, 0] * 2).to_scorer("float32", "dense")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        scorer.predict_proba(HashedRows(np.array([0, 1]), [0], [np.nan]))
+
+
+def test_hashed_rows_keep_int64_and_float_indices_exact_or_refuse():
+    with pytest.raises(ValueError, match="int32"):
+        HashedRows(np.array([0, 1]), np.array([2**32 + 5], np.int64), [1.0])
+    with pytest.raises(TypeError, match="integers"):
+        HashedRows(np.array([0, 1]), np.array([5.7]), [1.0])
+    rows = HashedRows(np.array([0, 2]), np.array([5, 2**31 - 1], np.int64), [1.0, 1.0])
+    assert rows.indices.tolist() == [5, 2**31 - 1]
+    assert FeatureHasher(bits=18)  # the hasher itself is unaffected

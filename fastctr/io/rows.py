@@ -45,7 +45,7 @@ class HashedRows:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise dtypes once, here
         set_(self, "indptr", np.ascontiguousarray(self.indptr, np.int64))
-        set_(self, "indices", np.ascontiguousarray(self.indices, np.int32))
+        set_(self, "indices", as_indices(self.indices))
         set_(self, "values", np.ascontiguousarray(self.values, np.float32))
         if self.fields is not None:
             set_(self, "fields", np.ascontiguousarray(self.fields, np.uint16))
@@ -120,3 +120,24 @@ class HashedRows:
             self.labels if labels is None else labels,
             self.weights if weights is None else weights,
         )
+
+
+_INT32 = np.iinfo(np.int32)
+
+
+def as_indices(indices) -> np.ndarray:
+    """``indices`` as a contiguous int32 array, exactly: integers only (a float index is a
+    TypeError, never truncated) and every value representable (an int64 index of 2**32 + 5
+    is a ValueError, never wrapped to 5). The buckets' range is the model's to check."""
+    arr = np.asarray(indices)
+    if arr.dtype == np.int32:
+        return np.ascontiguousarray(arr)
+    if arr.size == 0:
+        return np.ascontiguousarray(arr, np.int32)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers (hashed buckets); got dtype {arr.dtype}")
+    low, high = int(arr.min()), int(arr.max())
+    if low < _INT32.min or high > _INT32.max:
+        raise ValueError(f"indices must fit in int32 (buckets are < 2**30); got "
+                         f"{low if low < _INT32.min else high}")
+    return np.ascontiguousarray(arr, np.int32)

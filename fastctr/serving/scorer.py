@@ -134,6 +134,8 @@ class Scorer:
 
     def _score(self, rows: HashedRows, out: np.ndarray, proba: bool, n_jobs: int) -> None:
         """Rows split into ``n_jobs`` contiguous ranges, each scored in one compiled call."""
+        if not np.isfinite(rows.values).all():  # as the models' batch and single-row paths
+            raise ValueError("X has NaN or infinite feature values; drop them or impute first")
         bounds = np.linspace(0, rows.n_rows, max(1, n_jobs) + 1).astype(int)
         args = [(rows.indptr, rows.indices, rows.values, out, a, b, proba)
                 for a, b in zip(bounds[:-1], bounds[1:])]
