@@ -382,7 +382,7 @@ cdef inline int hash_fields(const Spec* s, const uint8_t* base, Py_ssize_t* star
     return err
 
 
-from cpython.dict cimport PyDict_GetItem, PyDict_Items, PyDict_Keys, PyDict_Next, PyDict_Size
+from cpython.dict cimport PyDict_GetItem, PyDict_Items, PyDict_Keys, PyDict_Next
 from cpython.long cimport PyLong_AsDouble, PyLong_AsSsize_t
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.float cimport PyFloat_AS_DOUBLE
@@ -482,20 +482,21 @@ cdef inline int _hash_other(const Spec* s, Py_ssize_t f, object x, uint32_t* h,
 cdef inline Py_ssize_t _hash_item(const Spec* s, PyObject* key, PyObject* x, Py_ssize_t guess,
                                   tuple keys, dict index, uint32_t* h, float* v,
                                   uint8_t* present, const char* table,
-                                  Py_ssize_t stride, Py_ssize_t* known) except -1:
+                                  Py_ssize_t stride, Py_ssize_t* unknown) except -1:
     """One item of a dict row: its field found (first by ``guess``, the field after the
-    previous one), its value hashed into h, v and present; ``known`` counts the keys that
-    are fields. Returns the next guess."""
+    previous one), its value hashed into h, v and present; ``unknown`` counts the keys that
+    are not fields (on that rare path only: a field costs nothing more). Returns the next
+    guess."""
     cdef Py_ssize_t f
     cdef double number
     if guess < s.n_fields and _same_name(key, PyTuple_GET_ITEM(keys, guess)):
         f = guess
     else:
         found = PyDict_GetItem(index, <object>key)
-        if found == NULL:  # not a field: counted by the caller (len(row) - known)
+        if found == NULL:  # not a field: an error or ignored, as the caller decides
+            unknown[0] += 1
             return guess
         f = PyLong_AsSsize_t(<object>found)
-    known[0] += 1
     if _is_missing(<object>x):
         return f + 1
     if s.field_numeric[f]:
@@ -589,7 +590,8 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     schema name, by identity or by its characters (rows in schema order, literal or decoded
     from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are
     not fields are counted as the walk goes (no second pass): with ``s.strict`` a row with
-    any raises ValueError naming them (unknown_keys_message), else they are ignored.
+    any raises ValueError naming them (unknown_keys_message), else they are ignored. (An
+    empty row is legal: every field missing.)
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
 
@@ -604,14 +606,15 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     that could run Python code (a value's ``__str__``/``__float__``, a key's ``__eq__``) is
     walked again as converted by _plain_row, through references it owns.
     """
-    cdef Py_ssize_t pos, guess, known
+    cdef Py_ssize_t pos, guess, unknown
     cdef PyObject* key  # key and value are borrowed from the row: no reference counting
     cdef PyObject* x
     cdef PyObject* next_key
     cdef PyObject* next_x
     cdef bint more, plain = True
     while True:  # twice at most: a _plain_row holds only built-in values
-        pos = guess = known = 0
+        pos = guess = unknown = 0
+        plain = True  # (an empty row has no item to set it)
         memset(present, 0, s.n_fields)
         more = PyDict_Next(row, &pos, &key, &x)
         while more:
@@ -623,11 +626,11 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
             if not plain:
                 break
             guess = _hash_item(s, key, x, guess, keys, index, h, v, present, table, stride,
-                               &known)
+                               &unknown)
             key = next_key
             x = next_x
         if plain:
-            if s.strict and known != PyDict_Size(row):
+            if unknown and s.strict:
                 # the slow path: owned references to the keys before any Python code runs
                 raise ValueError(unknown_keys_message(PyDict_Keys(row), keys, index, "key"))
             return emit_row(s, h, v, present, idx, val, fld)

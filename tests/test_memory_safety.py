@@ -310,3 +310,18 @@ def test_hashed_rows_keep_int64_and_float_indices_exact_or_refuse():
     rows = HashedRows(np.array([0, 2]), np.array([5, 2**31 - 1], np.int64), [1.0, 1.0])
     assert rows.indices.tolist() == [5, 2**31 - 1]
     assert FeatureHasher(bits=18)  # the hasher itself is unaffected
+
+
+def test_a_row_with_no_str_key_is_hashed_once_not_for_ever():
+    # A row whose items all go through the owned path and convert to nothing (an int key,
+    # not a field) once looped for ever holding the GIL (found by tests/test_fuzz.py).
+    assert_child_ok(PRELUDE + '''
+for m in MODELS.values():
+    for row in ({3: None}, {0: 0}, {ClearsRowOnEq(): None}):
+        try:
+            p = m.predict_one(row)
+        except ValueError:  # unknown keys are an error by default
+            continue
+        assert 0.0 <= p <= 1.0
+print("ok")
+''', timeout=60)
