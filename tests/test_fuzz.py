@@ -40,3 +40,147 @@ def test_crafted_model_files_are_refused():
     bad = _bad(crafted, crafted_results, lambda r: r == "refused")
     print(f"{len(crafted)} crafted files (of {len(items)}): {len(bad)} not refused")
     assert not bad, bad[:20]
+
+
+# -- readers: random and mutated bytes in every format ---------------------------------------
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SEEDS = {
+    "criteo": b"1\t3\t\t7\t1e3\t-2\t0.5\t\t\t\t\t\t\t1\ta1b2\tc3\t\t\td4\n0\t\t2\n",
+    "vw": b"1 2.5 'tag|user age:3 x |ad a1 b:-0.5\n-1 |user y\n0 |ad:2 z\n",
+    "libsvm": b"+1 3:1 70:0.5\n-1 3:1e2\n0 5:-2\n",
+    "libffm": b"1 0:3:1 2:70:0.5\n0 1:2:1e-3\n",
+    "csv": b"click,hour,site\n1,14,a\n0,,b\n1,3.5,\n",
+}
+SPECIAL = b"\t \n\r\x0b\x0c\x00\xff:|'-+.eE0123456789nainfNAN,\""
+
+
+@st.composite
+def mutated(draw, fmt):
+    data = bytearray(SEEDS[fmt] * draw(st.integers(1, 3)))
+    for _ in range(draw(st.integers(0, 6))):
+        at = draw(st.integers(0, len(data)))
+        op = draw(st.sampled_from(["insert", "delete", "replace", "repeat"]))
+        piece = bytes(draw(st.lists(st.sampled_from(list(SPECIAL)), min_size=1, max_size=8)))
+        if op == "insert":
+            data[at:at] = piece
+        elif op == "delete":
+            del data[at:at + draw(st.integers(1, 8))]
+        elif op == "replace":
+            data[at:at + len(piece)] = piece
+        else:
+            data[at:at] = data[at:at + draw(st.integers(1, 40))] * draw(st.integers(1, 3))
+    return fmt, bytes(data)
+
+
+def reader_inputs():
+    formats = list(SEEDS)
+    return st.one_of(*(mutated(f) for f in formats),
+                     st.tuples(st.sampled_from(formats), st.binary(max_size=200)))
+
+
+READER_CHECK = r'''
+import numpy as np
+from fastctr import ParseError, read_data
+
+def check(item):
+    fmt, data = item
+    try:
+        rows = 0
+        for batch in read_data(data, format=fmt, batch_size=64):
+            if not np.isfinite(batch.values).all():
+                return "NaN"
+            rows += batch.n_rows
+        return "ok"
+    except ParseError:
+        return "refused"
+    except (ValueError, TypeError) as e:  # refused, but not a ParseError naming the line
+        return f"error {type(e).__name__}"
+'''
+
+N_READER = 3000 if LONG else 300
+N_PREDICT = 3000 if LONG else 300
+
+
+def draw(strategy, n: int) -> list:
+    """``n`` examples of ``strategy`` as hypothesis generates them (derandomized: the same
+    inputs on every run), to be run in child processes in batches: hypothesis drives the
+    inputs, the children count the crashes."""
+    out = []
+
+    @settings(max_examples=n, derandomize=True, deadline=None, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(x):
+        out.append(x)
+
+    collect()
+    return out
+
+
+def test_readers_never_crash_hang_or_yield_nan():
+    inputs = draw(reader_inputs(), N_READER)
+    results = run_batches(READER_CHECK, inputs)
+    bad = _bad(inputs, results, lambda r: not (r in ("CRASH", "HANG", "NaN")
+                                               or str(r).startswith(("CRASH", "HANG", "EXIT"))))
+    print(f"{len(inputs)} reader inputs:", {r: results.count(r) for r in set(map(str, results))})
+    assert not bad, bad[:10]
+
+
+# -- predict_one: odd rows on every model and scorer -------------------------------------------
+VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e39, -1e39, 1e308, -0.0]),
+    st.text(max_size=12), st.binary(max_size=12), st.sampled_from(["nan", "inf", " 3", "1e400"]),
+    st.lists(st.integers(), max_size=2), st.uuids())
+KEYS = st.one_of(st.sampled_from(["I1", "I2", "C1", "C2", "C26", "a", "b"]), st.text(max_size=4),
+                 st.integers(0, 3))
+ROWS = st.one_of(
+    st.dictionaries(KEYS, VALUES, max_size=8),
+    st.text(alphabet="\t 0123456789.eE-+naif\n\r", max_size=60),
+    st.binary(max_size=60),
+    st.tuples(st.lists(st.integers(-(2**33), 2**33), max_size=4),
+              st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=4)),
+)
+
+PREDICT_CHECK = r'''
+import math
+import numpy as np
+from fastctr import FFMClassifier, FMClassifier, FTRLClassifier
+
+_rows = [{"I1": 3, "I2": 0.5, "C1": "x", "C2": "y", "a": "p", "b": "q"},
+         {"I1": 1, "C1": "z", "C26": "w", "a": "r"}] * 3
+MODELS = []
+for transform in ("bin", "value", "log1p"):
+    for cls, extra in ((FTRLClassifier, {}), (FMClassifier, {"k": 2})):
+        MODELS.append(cls(bits=18, numeric_transform=transform, unknown="ignore", **extra)
+                      .fit(_rows, [1, 0] * 3))
+MODELS.append(FFMClassifier(bits=18, k=2, fields=["a", "b", "C1"], unknown="ignore")
+              .fit(_rows, [1, 0] * 3))
+for dtype in ("float32", "float16", "int8"):
+    for layout in ("sparse", "dense"):
+        MODELS.append(MODELS[0].to_scorer(dtype, layout))
+
+def check(row):
+    outcomes = []
+    for m in MODELS:
+        try:
+            p = m.predict_one(row)
+        except (ValueError, TypeError, OverflowError):
+            outcomes.append("refused")
+            continue
+        if not (isinstance(p, float) and 0.0 <= p <= 1.0):
+            return f"NaN or out of range: {p!r} from {type(m).__name__}"
+        outcomes.append("ok")
+    return "ok" if "ok" in outcomes else "refused"
+'''
+
+
+def test_predict_one_never_crashes_or_answers_nan():
+    rows = draw(ROWS, N_PREDICT)
+    results = run_batches(PREDICT_CHECK, rows)
+    bad = _bad(rows, results, lambda r: r in ("ok", "refused"))
+    print(f"{len(rows)} predict_one rows x 13 models:",
+          {r: results.count(r) for r in set(map(str, results))})
+    assert not bad, bad[:10]
