@@ -147,3 +147,13 @@ def test_real_rows_match_algorithm_1(real_criteo):
     final = model.predict_proba(batch)[:, 1]
     np.testing.assert_allclose(final, [ref.predict(_entries(batch, r)) for r in range(batch.n_rows)],
                                rtol=0, atol=1e-6)
+
+
+def test_hasher_follows_assigned_and_changed_hashing_parameters():
+    model = FTRLClassifier(bits=18, fields=["a", "b"])
+    first = model.hasher_
+    assert model.hasher_ is first  # cached, not rebuilt on every access
+    model.fields.append("c")  # an in-place change is seen
+    assert model.hasher_.fields == ("a", "b", "c")
+    model.bits = 19
+    assert model.hasher_.bits == 19

@@ -189,11 +189,14 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     @property
     def hasher_(self) -> FeatureHasher:
         """The FeatureHasher built from this model's hashing parameters."""
-        params = {k: getattr(self, k) for k in HASHER_PARAMS}
-        cached = getattr(self, "_hasher_cache", None)
-        if cached is None or cached.get_params() != FeatureHasher(**params).get_params():
-            self._hasher_cache = FeatureHasher(**params)
-        return self._hasher_cache
+        # Keyed by the parameters' values (sequences frozen), so an assignment or an in-place
+        # change of a list is seen, without building a hasher on every access.
+        key = tuple(_frozen(getattr(self, k)) for k in HASHER_PARAMS)
+        cached = self.__dict__.get("_hasher_cache")
+        if cached is None or cached[0] != key:
+            params = {k: getattr(self, k) for k in HASHER_PARAMS}
+            cached = self._hasher_cache = (key, FeatureHasher(**params))
+        return cached[1]
 
     @property
     def state(self):
@@ -502,6 +505,13 @@ def _sigmoid(m: np.ndarray) -> np.ndarray:
     from fastctr._kernels.ftrl import MARGIN_CLIP
 
     return 1.0 / (1.0 + np.exp(-np.clip(m, -MARGIN_CLIP, MARGIN_CLIP)))
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable, comparable copy of a parameter value (lists of fields, pairs of crosses)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 def _labels(y, n_rows: int) -> np.ndarray:
