@@ -22,6 +22,13 @@ def test_import_contracts_are_kept():
     assert " 0 broken" in run.stdout, run.stdout
 
 
+def test_ruff_finds_nothing():
+    # The rules and their reasoned exceptions are in pyproject.toml ([tool.ruff]).
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "fastctr", "tests", "benches"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, f"ruff findings:\n{run.stdout}\n{run.stderr}"
+
+
 def test_the_contracts_name_every_subpackage():
     # A new subpackage must be placed in the layers (or in a forbidden contract) on purpose.
     text = (ROOT / "pyproject.toml").read_text()
