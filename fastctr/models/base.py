@@ -14,6 +14,7 @@ import copy
 import inspect
 import numbers
 import operator
+import threading
 from numbers import Integral, Real
 from typing import Any
 
@@ -323,10 +324,21 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
             self._scorer_cache = None  # it pointed at the old arrays
             self.n_rows_seen_ = 0
 
+    @property
+    def _learn_lock(self) -> threading.Lock:
+        """This model's lock: held while it learns (``_start``, the kernels, ``n_rows_seen_``)
+        and while a snapshot of its state is copied, so that two threads never learn into,
+        or save, a half-updated state. Created on first use; never pickled or copied."""
+        lock = self.__dict__.get("_lock")
+        if lock is None:  # dict.setdefault is atomic: two first users get the same lock
+            lock = self.__dict__.setdefault("_lock", threading.Lock())
+        return lock
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.pop("_scorer_cache", None)  # a compiled object, rebuilt on demand
         state.pop("_hasher_cache", None)
+        state.pop("_lock", None)  # a copy gets its own lock (a Lock cannot be pickled)
         return state
 
     # -- input conversion -----------------------------------------------------------------
@@ -402,15 +414,19 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         """
         self._validate_params()
         rows = self._rows(X, y, sample_weight, need_labels=True)
-        self._start()
         if rows.weights is None:
             rows = rows.with_targets(weights=np.ones(rows.n_rows, np.float32))
         p = np.empty(rows.n_rows)
-        if self.n_jobs == 1 or rows.n_rows < 2 * self.n_jobs:
-            self._learn(rows, p)
-        else:
-            self._learn_hogwild(rows, p)
-        self.n_rows_seen_ += rows.n_rows
+        # Calls from several threads learn one after the other: without the lock a second
+        # call's _start could allocate a fresh state under the first (its updates lost).
+        # Parallel learning within one call is n_jobs (Hogwild).
+        with self._learn_lock:
+            self._start()
+            if self.n_jobs == 1 or rows.n_rows < 2 * self.n_jobs:
+                self._learn(rows, p)
+            else:
+                self._learn_hogwild(rows, p)
+            self.n_rows_seen_ += rows.n_rows
         return p
 
     def _learn_hogwild(self, rows: HashedRows, p: np.ndarray) -> None:
@@ -427,9 +443,10 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
 
     def fit(self, X, y=None, sample_weight=None) -> OnlineClassifier:
         """Forget what was learned, then make ``epochs`` passes over the rows in order."""
-        for name in self.State._fields:
-            setattr(self, f"{name}_", None)
-        self.n_rows_seen_ = 0
+        with self._learn_lock:  # not while another thread learns or copies the state
+            for name in self.State._fields:
+                setattr(self, f"{name}_", None)
+            self.n_rows_seen_ = 0
         self.__dict__.pop("n_features_in_", None)  # learned again from these rows
         self._validate_params()
         rows = self._rows(X, y, sample_weight, need_labels=True)
