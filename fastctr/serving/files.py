@@ -23,6 +23,7 @@ so a crash never leaves a half-written model under the target name.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -66,14 +67,19 @@ def save(model: Any, path) -> None:
     """
     model._check_fitted()
     arrays, scalars = {}, {}
-    for field, value in model.state._asdict().items():
-        name = _FILE_NAMES.get(field, field)
-        if value is None:  # an optional field left out (a dense Scorer's keys)
-            continue
-        if isinstance(value, np.ndarray):
-            arrays[name] = np.ascontiguousarray(value)
-        else:
-            scalars[name] = value.item() if isinstance(value, np.generic) else value
+    # A model another thread may be teaching: its state is copied under the model's learning
+    # lock (a consistent snapshot, learning blocked only for the copy) and written outside it.
+    lock = getattr(model, "_learn_lock", None)
+    with lock if lock is not None else contextlib.nullcontext():
+        for field, value in model.state._asdict().items():
+            name = _FILE_NAMES.get(field, field)
+            if value is None:  # an optional field left out (a dense Scorer's keys)
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[name] = (np.array(value, order="C") if lock is not None
+                                else np.ascontiguousarray(value))
+            else:
+                scalars[name] = value.item() if isinstance(value, np.generic) else value
     header = {
         "format": "fastctr-model",
         "format_version": FORMAT_VERSION,
