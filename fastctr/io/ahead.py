@@ -26,21 +26,25 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     done = object()
     stop = threading.Event()
 
+    def offer(item: object) -> bool:
+        """Put ``item`` unless the consumer has gone; never blocks for ever on a full queue."""
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.05)
+                return True
+            except Full:
+                continue
+        return False
+
     def produce() -> None:
         source = iter(items)
         try:
             for item in source:
-                while not stop.is_set():
-                    try:
-                        queue.put(item, timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
+                if not offer(item):
                     return
-            queue.put(done)
+            offer(done)  # the end marker too: the consumer may have stopped with the queue full
         except BaseException as error:  # handed to the consumer, raised there
-            queue.put(error)
+            offer(error)
         finally:
             if hasattr(source, "close"):  # e.g. a generator holding an open file
                 source.close()
@@ -53,5 +57,7 @@ def read_ahead(items: Iterable[T], depth: int = 2) -> Iterator[T]:
                 raise item
             yield item
     finally:
-        stop.set()  # the consumer stopped early: let the producer end
+        stop.set()  # the consumer stopped early (break, dropped, an error): let the producer end
+        while not queue.empty():  # free the items it read ahead
+            queue.get_nowait()
         thread.join()

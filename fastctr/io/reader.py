@@ -138,7 +138,10 @@ class BlockReader:
 
     def __iter__(self) -> Iterator[HashedRows]:
         blocks, lines_done = self._open()
-        yield from self._batches(blocks, lines_done, self.batch_size, self.errors)
+        try:  # a bad line or an early stop ends the gzip read-ahead thread now, not at gc
+            yield from self._batches(blocks, lines_done, self.batch_size, self.errors)
+        finally:
+            blocks.close()
         self._warn_skipped()
         self._end_damaged(self.errors.lines)
 
@@ -153,19 +156,26 @@ class BlockReader:
         """
         rows = min(self.batch_size, CHUNK_ROWS) if rows is None else rows
         blocks, self._lines_taken = self._open()
-        for run in line_runs(blocks, rows):
-            yield Chunk(self, run)
+        try:
+            for run in line_runs(blocks, rows):
+                yield Chunk(self, run)
+        finally:
+            blocks.close()
         yield Chunk(self, [], last=True)
 
     def _open(self) -> tuple[Iterator[bytes], int]:
         """Blocks of the source after its header (read here), and the lines before them."""
         blocks, self.name = open_source(self.source)
-        blocks = self._until_damage(with_final_newline(blocks))
+        source = self._until_damage(with_final_newline(blocks))
         if not self.has_header:
-            return blocks, 0
-        header, blocks = split_first_line(blocks)
-        self._read_header(header)
-        return blocks, 1
+            return source, 0
+        header, blocks = split_first_line(source)
+        try:
+            self._read_header(header)
+        except BaseException:
+            source.close()
+            raise
+        return _closing(blocks, source), 1
 
     def _until_damage(self, blocks: Iterator[bytes]) -> Iterator[bytes]:
         """The blocks up to a damage, which is kept for :meth:`_end_damaged`. Placed after
@@ -229,6 +239,14 @@ class BlockReader:
                    self._describe(code, col, bytes(buf[a:b])[:60]))
         if self.on_error == "raise":
             raise ParseError(report.examples[-1] + RAISE_HINT)
+
+
+def _closing(blocks: Iterator[bytes], source: Iterator[bytes]) -> Iterator[bytes]:
+    """``blocks``; closing it closes ``source`` (the generator they come from) too."""
+    try:
+        yield from blocks
+    finally:
+        source.close()
 
 
 class Chunk:
