@@ -29,7 +29,7 @@ def test_two_threads_partial_fit_a_fresh_model_in_turn():
         model = FTRLClassifier(bits=18)
         start = threading.Barrier(2)
 
-        def learn(part):
+        def learn(part, model=model, start=start):
             start.wait()
             model.partial_fit(part)
 
