@@ -8,6 +8,7 @@ import io
 import itertools
 import os
 import sys
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -42,6 +43,8 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
             return _blocks(sys.stdin.buffer, "<stdin>"), "<stdin>"
         if not os.path.exists(name):
             raise FileNotFoundError(f"no such data file: {name!r}")
+        if not os.path.isfile(name) and (peeked := _take_peeked(name)):
+            return _replayed_blocks(*peeked, name), name
         return _file_blocks(name), name
     if hasattr(source, "read"):
         name = getattr(source, "name", "<stream>")
@@ -54,6 +57,53 @@ def open_source(source: Source) -> tuple[Iterator[bytes], str]:
 def _file_blocks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         yield from _blocks(raw, path)
+
+
+def _replayed_blocks(head: bytes, raw: BinaryIO, name: str) -> Iterator[bytes]:
+    with raw:
+        yield from _blocks(io.BufferedReader(_Replay(head, raw)), name)
+
+
+class _Replay(io.RawIOBase):
+    """A pipe read once: the ``head`` already read from it (to look at), then the rest."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        super().__init__()
+        self._head, self._raw, self.name = memoryview(head), raw, raw.name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._head.nbytes:
+            return self._raw.readinto(buffer)
+        n = min(len(buffer), self._head.nbytes)
+        buffer[:n], self._head = self._head[:n], self._head[n:]
+        return n
+
+
+#: heads of pipes and FIFOs (paths that can be read once) read by :func:`read_head`, each
+#: with the open pipe, until :func:`open_source` replays the head before the rest
+_PEEKED: dict[str, tuple[bytes, BinaryIO]] = {}
+_PEEKED_LOCK = threading.Lock()
+
+
+def _peek_once(path: str) -> bytes:
+    """The first DISCOVERY_BYTES (raw) of a pipe path, read once and kept for open_source."""
+    with _PEEKED_LOCK:
+        if path not in _PEEKED:
+            raw = open(path, "rb", buffering=0)
+            chunks, size = [], 0
+            while size < DISCOVERY_BYTES and (chunk := raw.read(DISCOVERY_BYTES - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+            _PEEKED[path] = (b"".join(chunks), raw)
+        return _PEEKED[path][0]
+
+
+def _take_peeked(path: str) -> tuple[bytes, BinaryIO] | None:
+    with _PEEKED_LOCK:
+        return _PEEKED.pop(path, None)
 
 
 def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
@@ -117,24 +167,34 @@ def _inflated_blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
 # -- looking ahead ----------------------------------------------------------------------------
 def read_head(source: Source, limit: int = 65536) -> bytes | None:
     """The first ``limit`` bytes of a path or bytes source, gunzipped; None for stdin,
-    streams and chunk iterables, which cannot be read twice."""
+    streams and chunk iterables, which cannot be read twice.
+
+    A pipe or FIFO path is read once: its head is kept and :func:`open_source` reads it
+    before the rest, so nothing is lost and nothing is opened twice."""
     if isinstance(source, (bytes, bytearray)):
         return bytes(source[:limit])
-    if isinstance(source, (str, os.PathLike)) and os.fspath(source) != "-" and os.path.isfile(source):
-        with open(source, "rb") as raw:
-            stream = _buffered(raw)
-            if stream.peek(2)[:2] != GZIP_MAGIC:
-                return stream.read(limit)
-            head = b""
-            try:
-                for block in _inflate(stream):
-                    head += block
-                    if len(head) >= limit:
-                        break
-            except (EOFError, zlib.error):  # a damaged file still has a head to look at
-                pass
-            return head[:limit]
+    if not isinstance(source, (str, os.PathLike)) or (name := os.fspath(source)) == "-":
+        return None
+    if os.path.isfile(name):
+        with open(name, "rb") as raw:
+            return _head_of(_buffered(raw), limit)
+    if os.path.exists(name):
+        return _head_of(io.BufferedReader(io.BytesIO(_peek_once(name))), limit)
     return None
+
+
+def _head_of(stream: BinaryIO, limit: int) -> bytes:
+    if stream.peek(2)[:2] != GZIP_MAGIC:
+        return stream.read(limit)
+    head = b""
+    try:
+        for block in _inflate(stream):
+            head += block
+            if len(head) >= limit:
+                break
+    except (EOFError, zlib.error):  # a damaged (or cut) file still has a head to look at
+        pass
+    return head[:limit]
 
 
 def first_line(source: Source) -> bytes | None:
