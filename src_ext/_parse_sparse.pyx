@@ -36,6 +36,11 @@ cdef enum:
     # Label-section tokens kept: label, importance, one extra (an error) and the tag.
     MAX_HEAD = 4
 
+# The largest importance weight, fastctr.io.rows.MAX_WEIGHT (a test checks they agree): an
+# infinite or huge one (1e39, 1e400) would turn a model's state to NaN.
+cdef double MAX_WEIGHT_C = 1e6
+MAX_WEIGHT = MAX_WEIGHT_C
+
 
 cdef struct Options:
     uint32_t hash_seed      # seed of namespace names (VW), as FeatureHasher.hash_seed
@@ -130,7 +135,7 @@ cdef int vw_head(const uint8_t* base, Py_ssize_t pos, Py_ssize_t bar, const Opti
     if err:
         return fail(r, err, 0, ta[0], tb[0])
     if n == 2:
-        if not parse_number(base + ta[1], tb[1] - ta[1], &w) or not w >= 0:
+        if not parse_number(base + ta[1], tb[1] - ta[1], &w) or not (0 <= w <= MAX_WEIGHT_C):
             return fail(r, ERR_BAD_WEIGHT, 1, ta[1], tb[1])
         r.weight = <float>w
     return 0

@@ -238,7 +238,7 @@ def test_stdin_is_read(fmt, data, options):
 @pytest.mark.parametrize("fmt, line, what", [
     ("vw", b"2 |a x", "token 1: expected a label -1, 0 or 1, got b'2'"),
     ("vw", b"|a x", "expected a label -1, 0 or 1 first (before the first '|')"),
-    ("vw", b"1 -3 |a x", "expected an importance weight >= 0 after the label, got b'-3'"),
+    ("vw", b"1 -3 |a x", "importance weight in [0, 1e6] (MAX_WEIGHT) after the label, got b'-3'"),
     ("vw", b"1 2 3 |a x", "got an extra token b'3'"),
     ("vw", b"1 a x", "expected '|' before the features"),
     ("vw", b"1 |nope x", "token 2: namespace b'nope' is not among the hasher's fields ['a']"),

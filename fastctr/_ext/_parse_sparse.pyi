@@ -4,6 +4,9 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+#: the largest importance weight a VW line may give (fastctr.io.rows.MAX_WEIGHT)
+MAX_WEIGHT: float
+
 class SparseFormat(IntEnum):
     VW = 0
     LIBSVM = 1

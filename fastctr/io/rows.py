@@ -5,6 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: The largest importance weight a row may carry (finite, >= 0, at most this). A row of weight
+#: w takes one gradient step scaled by w; far beyond this one row overwrites everything learned
+#: and, at float32's overflow (1e39 is inf), turns the state to NaN. The VW reader and the
+#: estimators refuse larger weights, naming the line or row.
+MAX_WEIGHT = 1e6
+
 
 @dataclass(frozen=True)
 class HashedRows:
@@ -23,7 +29,7 @@ class HashedRows:
     labels : float32 array of length n_rows, optional
         Click labels in {0, 1}.
     weights : float32 array of length n_rows, optional
-        Importance weight of each row.
+        Importance weight of each row: finite, in ``[0, MAX_WEIGHT]`` (1e6) to be learned.
 
     Examples
     --------

@@ -6,8 +6,9 @@ How each format becomes hashed rows (every row also starts with the bias, field 
 
 ``"vw"``
     Vowpal Wabbit text ``label [importance] [tag]|namespace[:scale] feature[:value] ...``.
-    Labels -1/0/1 become 0/1; the importance goes to ``HashedRows.weights`` (1 when absent);
-    the tag is ignored. Each namespace is a hasher field named by the *whole* namespace name
+    Labels -1/0/1 become 0/1; the importance goes to ``HashedRows.weights`` (1 when absent; a
+    ParseError unless finite and in [0, 1e6]); the tag is ignored. Each namespace is a hasher
+    field named by the *whole* namespace name
     (VW's anonymous namespace ``| a b`` is the field ``" "``), and its features are hashed
     like categorical values of that field: bucket ``murmur3_32(feature, seed=field_seed) &
     mask`` with ``field_seed = murmur3_32(namespace, hash_seed)``, value ``value * scale``
@@ -53,7 +54,8 @@ _LABEL = "expected a label -1, 0 or 1"
 _WORDING = {
     E.ERR_BAD_LABEL: "token {tok}: " + _LABEL + ", got {token!r}",
     E.ERR_MISSING_LABEL: _LABEL + " first{where}",
-    E.ERR_BAD_WEIGHT: "token {tok}: expected an importance weight >= 0 after the label, got {token!r}",
+    E.ERR_BAD_WEIGHT: ("token {tok}: expected a finite importance weight in [0, 1e6] (MAX_WEIGHT) after "
+                        "the label, got {token!r}"),
     E.ERR_EXTRA_LABEL_TOKEN: "token {tok}: expected 'label [importance] ['tag]' before the first '|', "
                              "got an extra token {token!r}",
     E.ERR_NO_BAR: "expected '|' before the features ('label [importance] [tag]|namespace "

@@ -30,7 +30,7 @@ from fastctr.io.hashing import (
     FeatureHasher,
     check_hashing_together,
 )
-from fastctr.io.rows import HashedRows
+from fastctr.io.rows import MAX_WEIGHT, HashedRows
 from fastctr.models._sklearn import (
     ClassifierCompat,
     as_numeric_array,
@@ -367,6 +367,10 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
                     f"[{rows.indices.min()}, {rows.indices.max()}]. Hash with bits={self.bits}."
                 )
             raise ValueError("X has NaN or infinite feature values; drop them or impute first")
+        if need_labels and y is None and rows.labels is not None:  # a reader's, or by hand
+            _check_carried_labels(rows.labels)
+        if need_labels and sample_weight is None and rows.weights is not None:
+            _check_weights(rows.weights, "HashedRows weights")
         labels = rows.labels if y is None else _labels(y, rows.n_rows)
         if need_labels and labels is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
@@ -399,8 +403,10 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
             this model's bits, hash_seed and numeric_transform (NaN is missing). The first
             array learned sets ``n_features_in_``; later arrays must have that many columns.
         y : array-like of {0, 1}, {-1, 1} or bool, optional if X carries labels
-        sample_weight : array-like of float >= 0, optional
-            Importance weight of each row: its gradient is scaled by it.
+        sample_weight : array-like of float in [0, 1e6], optional
+            Importance weight of each row: its gradient is scaled by it. Weights outside
+            ``[0, fastctr.io.rows.MAX_WEIGHT]`` (NaN, inf) are refused, naming the row; so are
+            labels other than 0/1 and such weights carried by HashedRows.
         classes : ignored, accepted for scikit-learn compatibility.
         """
         self.partial_fit_predict(X, y, sample_weight)
@@ -560,9 +566,28 @@ def _labels(y, n_rows: int) -> np.ndarray:
 
 
 def _weights(w, n_rows: int) -> np.ndarray:
-    w = np.asarray(w, dtype=np.float32)
+    w = np.asarray(w, dtype=np.float64)  # checked before float32 could overflow to inf
     if w.shape != (n_rows,):
         raise ValueError(f"sample_weight must have one weight per row ({n_rows}); got shape {w.shape}")
-    if not np.all(np.isfinite(w)) or (w < 0).any():
-        raise ValueError("sample_weight must be finite and >= 0")
-    return w
+    _check_weights(w, "sample_weight")
+    return w.astype(np.float32)
+
+
+def _check_weights(w: np.ndarray, what: str) -> None:
+    """Importance weights must be finite, >= 0 and <= MAX_WEIGHT: one weight of 1e39 (inf in
+    float32) turns the whole state to NaN. The error names the first bad row."""
+    bad = ~((w >= 0) & (w <= MAX_WEIGHT))  # NaN fails both comparisons
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}[{i}] = {float(w[i])!r}: importance weights must be finite, "
+                         f">= 0 and <= {MAX_WEIGHT:g} (fastctr.io.rows.MAX_WEIGHT); fix or "
+                         f"drop row {i}")
+
+
+def _check_carried_labels(labels: np.ndarray) -> None:
+    """Labels carried by HashedRows are clicks already converted: exactly 0 or 1."""
+    bad = ~((labels == 0) | (labels == 1))  # NaN included
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"HashedRows labels[{i}] = {float(labels[i])!r}: labels carried by "
+                         f"HashedRows must be 0 or 1 (clicks); fix row {i} or pass y")
