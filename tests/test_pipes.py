@@ -88,7 +88,7 @@ def test_cli_trains_on_a_fifo_and_a_process_substitution(tmp_path, text):
     writer.join(10)
     assert done.returncode == 0, done.stderr
     assert f"trained on {ROWS} rows" in done.stdout + done.stderr
-    done = subprocess.run(["bash", "-c", f'"$0" train <(cat "$1") -o "$2"', str(VENV_FASTCTR),
+    done = subprocess.run(["bash", "-c", '"$0" train <(cat "$1") -o "$2"', str(VENV_FASTCTR),
                            str(data), str(tmp_path / "b.fctr")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
