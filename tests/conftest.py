@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from redis_server import redis_server, redis_session, redis_url  # noqa: F401  (fixtures)
 
 from fastctr.io.datasets import make_criteo
 
