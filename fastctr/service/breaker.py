@@ -18,7 +18,11 @@ T = TypeVar("T")
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 
 
-class CircuitOpen(RuntimeError):
+class Unavailable(RuntimeError):
+    """A dependency (Redis) is down or too slow; the service answers 503 or degrades."""
+
+
+class CircuitOpen(Unavailable):
     """Raised instead of calling a dependency whose breaker is open."""
 
 
