@@ -250,6 +250,7 @@ class QualityMonitor:
         ctr = _ratio(stats["clicks"], n)
         log_loss = _ratio(sum_loss, n)
         auc, auc_error = binned_auc(counts[:, 1], counts[:, 0])
+        rows = counts.sum(axis=1)
         stats.update(
             ctr=ctr,
             mean_prediction=_ratio(sum_p, n),
@@ -259,8 +260,8 @@ class QualityMonitor:
                                 else _ratio(log_loss, _entropy(ctr))),
             auc=auc,
             auc_max_error=auc_error,
-            buckets=self._buckets(counts, bin_p) if n else [],
-            drift=self._drift(counts.sum(axis=1), reference, reference_rows),
+            buckets=self._buckets(rows, counts[:, 1], bin_p) if n else [],
+            drift=self._drift(rows, reference, reference_rows),
         )
         stats["warnings"] = self._warnings(stats)
         return stats
@@ -317,18 +318,19 @@ class QualityMonitor:
             np.add.at(self._reference, self.bins.index(p[:take]), 1)
             self._reference_rows += take
 
-    def _buckets(self, counts: np.ndarray, bin_p: np.ndarray) -> list[dict[str, Any]]:
-        starts = _equal_count_groups(counts.sum(axis=1), self.n_buckets)
-        rows, clicks, sum_p = (np.add.reduceat(a, starts) for a in
-                               (counts.sum(axis=1), counts[:, 1], bin_p))
+    def _buckets(self, rows: np.ndarray, clicks: np.ndarray,
+                 bin_p: np.ndarray) -> list[dict[str, Any]]:
+        """Per-bin rows, clicks and fixed-point sum of p, grouped in about equal counts."""
+        starts = _equal_count_groups(rows, self.n_buckets)
+        rows, clicks, sum_p = (np.add.reduceat(a, starts) for a in (rows, clicks, bin_p))
         ends = np.append(starts[1:], self.bins.n_bins) - 1
         buckets = []
         for first, last, n, c, s in zip(starts, ends, rows, clicks, sum_p):
             if n:
                 low, high = self.bins.bounds(int(first), int(last))
                 buckets.append({"p_low": low, "p_high": high, "rows": int(n),
-                                "clicks": int(c), "mean_prediction": s / SCALE / n,
-                                "ctr": c / n})
+                                "clicks": int(c), "mean_prediction": float(s / SCALE / n),
+                                "ctr": float(c / n)})
         return buckets
 
     def _drift(self, window_counts: np.ndarray, reference: np.ndarray,
