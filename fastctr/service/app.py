@@ -1,0 +1,489 @@
+"""The FastAPI application of ``fastctr serve``: predict, click feedback, entity features and
+the model's lifecycle.
+
+``create_app(model_path, ...)`` builds it in Python; ``uvicorn --factory
+fastctr.service.app:from_env`` builds it from ``FASTCTR_SERVE_*`` environment variables
+(what ``fastctr serve --workers N`` sets, so that every worker builds the same app).
+
+The hot routes read the raw body, decode it with orjson and check it with
+:mod:`fastctr.service.rows` (pydantic models only declare the schemas ``/docs`` shows); a row
+is hashed and scored in one compiled call, a batch hashed in one call and scored in another.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from pydantic.json_schema import models_json_schema
+
+from fastctr.service import schemas
+from fastctr.service.errors import AlreadyLabelled, ClientError, Conflict, UnknownImpression
+from fastctr.service.rows import (
+    check_features,
+    check_object,
+    decode,
+    json_type,
+    parse_row,
+    request_id,
+)
+from fastctr.service.served import ModelHolder, ServedModel
+from fastctr.service.stores import (
+    FeatureStore,
+    Impression,
+    ImpressionStore,
+    LocalFeatureStore,
+    LocalImpressionStore,
+)
+
+log = logging.getLogger("fastctr.service")
+
+ENV_PREFIX = "FASTCTR_SERVE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is started with (``create_app``'s arguments).
+
+    Attributes
+    ----------
+    model_path : path of the model (or Scorer) file served
+    learn : feedback teaches the model (a trainable model file)
+    snapshot_every : seconds between snapshots of a learning model to ``model_path`` (None: never)
+    redis_url : Redis for impressions and entity features (None: in-process stores)
+    max_batch : most rows in one predict or feedback request
+    impression_ttl, max_impressions : how long, and how many, impressions are kept for feedback
+    feature_ttl, max_features : the same for entity features
+    max_body : largest request body in bytes
+    reload_poll : seconds between looks at the model file for a new one (0: no watching)
+    mmap : map a Scorer's (or a non-learning model's) arrays read-only instead of reading them
+    """
+
+    model_path: str
+    learn: bool = False
+    snapshot_every: float | None = None
+    redis_url: str | None = None
+    max_batch: int = 1000
+    impression_ttl: float = 3600.0
+    max_impressions: int = 1_000_000
+    feature_ttl: float = 3600.0
+    max_features: int = 100_000
+    max_body: int = 8 << 20
+    reload_poll: float = 1.0
+    mmap: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_impressions", "max_features", "max_body"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
+        for name in ("impression_ttl", "feature_ttl"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
+        if self.snapshot_every is not None and not self.snapshot_every > 0:
+            raise ValueError(f"snapshot_every must be > 0 seconds; got {self.snapshot_every!r}")
+        if not self.reload_poll >= 0:
+            raise ValueError(f"reload_poll must be >= 0 seconds; got {self.reload_poll!r}")
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as ``FASTCTR_SERVE_*`` variables (JSON values) for :func:`from_env`."""
+        return {ENV_PREFIX + k.upper(): json.dumps(v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_env(cls, environ=None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            text = environ.get(ENV_PREFIX + f.name.upper())
+            if text is not None:
+                try:
+                    values[f.name] = json.loads(text)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={text!r} is not JSON") from None
+        if "model_path" not in values:
+            raise ValueError(f"{ENV_PREFIX}MODEL_PATH is not set: the model file to serve")
+        return cls(**values)
+
+
+@dataclass
+class Stores:
+    """What the service keeps between requests; ``impressions`` is None when feedback is off
+    (the service does not learn)."""
+
+    impressions: ImpressionStore | None
+    features: FeatureStore
+
+
+def build_stores(settings: Settings) -> Stores:
+    """The one place the stores are built: in-process, or (``redis_url``) on Redis."""
+    if settings.redis_url is not None:
+        raise ValueError("redis_url: the Redis stores are not available in this build; "
+                         "serve without --redis")
+    impressions = (LocalImpressionStore(settings.max_impressions, settings.impression_ttl)
+                   if settings.learn else None)
+    return Stores(impressions, LocalFeatureStore(settings.max_features, settings.feature_ttl))
+
+
+def create_app(model_path, *, learn: bool = False, snapshot_every: float | None = None,
+               redis_url: str | None = None, max_batch: int = 1000,
+               impression_ttl: float = 3600.0, max_impressions: int = 1_000_000,
+               **more) -> FastAPI:
+    """The service of the model at ``model_path``, as a FastAPI application.
+
+    Parameters are the :class:`Settings`' (``more``: the others, e.g. ``reload_poll``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from fastapi.testclient import TestClient
+    >>> from fastctr import FTRLClassifier
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.fctr")
+    >>> FTRLClassifier(bits=18).fit([{"C1": "a"}, {"C1": "b"}] * 10, [1, 0] * 10).save(path)
+    >>> client = TestClient(create_app(path, learn=True))
+    >>> answer = client.post("/predict", json={"features": {"C1": "a"}}).json()
+    >>> round(answer["ctr_probability"], 3)
+    0.548
+    >>> client.post("/feedback", json={"request_id": answer["request_id"], "click": 0}).json()["learned"]
+    1
+    >>> client.post("/predict", json={"features": {"C1": "a"}}).json()["ctr_probability"] < 0.548
+    True
+    """
+    settings = Settings(str(model_path), learn=learn, snapshot_every=snapshot_every,
+                        redis_url=redis_url, max_batch=max_batch, impression_ttl=impression_ttl,
+                        max_impressions=max_impressions, **more)
+    return build_app(settings)
+
+
+def from_env() -> FastAPI:
+    """The app of the ``FASTCTR_SERVE_*`` environment (``uvicorn --factory``)."""
+    return build_app(Settings.from_env())
+
+
+def build_app(settings: Settings) -> FastAPI:
+    holder = ModelHolder(settings.model_path, learn=settings.learn,
+                         mmap=settings.mmap and not settings.learn)
+    stores = build_stores(settings)
+    app = FastAPI(title="fastctr", version=holder.current.version, lifespan=_lifespan,
+                  description="Click-through-rate predictions, click feedback and entity "
+                              "features (fastctr serve).")
+    app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
+    _install_errors(app)
+    _routes(app, settings, holder, stores)
+    _install_openapi(app)
+    return app
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+def _body(model: type, *more: type) -> dict:
+    """openapi_extra declaring a JSON request body of one of the models."""
+    refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in (model, *more)]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def _answers(ok: type, *more: type) -> dict:
+    """The responses of a route for /docs: ``ok`` (or one of several) and the errors."""
+    err = {"model": schemas.Error}
+    content = {"application/json": {"schema": {"oneOf": [
+        {"$ref": f"#/components/schemas/{m.__name__}"} for m in (ok, *more)]}}} if more else None
+    return {200: {"model": ok} if not more else {"description": "OK", "content": content},
+            413: {**err, "description": "body or batch too large"},
+            422: {**err, "description": "a field is malformed (named in 'field')"}}
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status,
+                    media_type="application/json")
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) beyond ``limit`` bytes before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ClientError(413, "", f"the body is {declared} bytes; at most {limit} are read "
+                                   "(split the batch)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ClientError(413, "", f"the body is over {limit} bytes; split the batch")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Stores) -> None:
+    max_body, max_batch = settings.max_body, settings.max_batch
+    features, impressions = stores.features, stores.impressions
+    new_id = lambda: uuid.uuid4().hex  # noqa: E731
+
+    @app.post("/predict", openapi_extra=_body(schemas.Row, schemas.BatchRequest),
+              responses=_answers(schemas.Prediction, schemas.BatchPrediction),
+              summary="Click probability of one row or a batch")
+    async def predict(request: Request) -> Response:
+        doc = decode(await _read(request, max_body))
+        served = holder.current  # this request's model to the end, whatever reloads
+        if type(doc) is dict and "rows" in doc:
+            return _predict_batch(doc, served)
+        raw, rid = parse_row(doc, "", served, features)
+        p = _score_one(served, raw, "")
+        rid = rid or new_id()
+        if impressions is not None:
+            _keep(served, raw, p, rid, "request_id")
+        return _json({"ctr_probability": p, "request_id": rid, "model_version": served.version})
+
+    def _predict_batch(doc: dict, served: ServedModel) -> Response:
+        check_object(doc, "", frozenset({"rows"}))
+        items = _batch(doc, "rows")
+        parsed = [parse_row(row, f"rows[{i}]", served, features) for i, row in enumerate(items)]
+        raws = [raw for raw, _ in parsed]
+        p = _score_batch(served, raws)
+        ids = [rid or new_id() for _, rid in parsed]
+        if impressions is not None:
+            for i, (raw, rid) in enumerate(zip(raws, ids)):
+                _keep(served, raw, float(p[i]), rid, f"rows[{i}].request_id")
+        return _json({"predictions": p, "request_ids": ids, "model_version": served.version})
+
+    def _batch(doc: dict, key: str) -> list:
+        items = doc[key]
+        if type(items) is not list:
+            raise ClientError(422, key, f"must be an array; got {json_type(items)}")
+        if len(items) > max_batch:
+            raise ClientError(413, key, f"{len(items)} items; at most {max_batch} a request "
+                                        "(split the batch)")
+        return items
+
+    def _keep(served: ServedModel, raw, p: float, rid: str, where: str) -> None:
+        try:
+            impressions.put(rid, served.impression(raw, p))
+        except Conflict as e:
+            raise ClientError(409, where, e.args[0]) from None
+
+    @app.post("/feedback", openapi_extra=_body(schemas.Feedback, schemas.FeedbackBatch),
+              responses={**_answers(schemas.FeedbackAnswer),
+                         403: {"model": schemas.Error, "description": "the service does not learn"},
+                         404: {"model": schemas.Error, "description": "unknown or expired id"},
+                         409: {"model": schemas.Error, "description": "labelled already"}},
+              summary="Learn the click (1) or no click (0) of a predicted row")
+    async def feedback(request: Request) -> Response:
+        doc = decode(await _read(request, max_body))
+        if impressions is None:
+            raise ClientError(403, "", "this service does not learn: start it with --learn "
+                                       "(learn=True) to send feedback")
+        served = holder.current
+        if type(doc) is dict and "feedback" in doc:
+            check_object(doc, "", frozenset({"feedback"}))
+            items = [_label(item, f"feedback[{i}]") for i, item in enumerate(_batch(doc, "feedback"))]
+            results, taken, clicks = [], [], []
+            for rid, click in items:
+                try:
+                    taken.append(impressions.take(rid))
+                except (UnknownImpression, AlreadyLabelled) as e:
+                    status = 404 if isinstance(e, UnknownImpression) else 409
+                    results.append({"request_id": rid, "status": status, "detail": e.args[0]})
+                    continue
+                clicks.append(click)
+                results.append({"request_id": rid, "status": 200, "detail": None})
+            _learn(served, taken, clicks)
+            return _json({"learned": len(taken), "model_version": served.version,
+                          "results": results})
+        rid, click = _label(doc, "")
+        try:
+            impression = impressions.take(rid)
+        except UnknownImpression as e:
+            raise ClientError(404, "request_id", e.args[0]) from None
+        except AlreadyLabelled as e:
+            raise ClientError(409, "request_id", e.args[0]) from None
+        _learn(served, [impression], [click])
+        return _json({"learned": 1, "model_version": served.version, "results": None})
+
+    def _label(doc: Any, where: str) -> tuple[str, int]:
+        check_object(doc, where, frozenset({"request_id", "click"}))
+        rid = request_id(doc.get("request_id"), f"{where}.request_id" if where else "request_id")
+        click = doc.get("click")
+        here = f"{where}.click" if where else "click"
+        if rid is None:
+            raise ClientError(422, f"{where}.request_id" if where else "request_id",
+                              "is required: the id /predict answered")
+        if type(click) not in (int, bool) or click not in (0, 1):  # 0, 1, false, true
+            shown = click if type(click) in (int, float) else json_type(click)
+            raise ClientError(422, here, f"must be 0 or 1 (or false/true); got {shown}")
+        return rid, int(click)
+
+    def _learn(served: ServedModel, taken: list[Impression], clicks: list[int]) -> None:
+        if not taken:
+            return
+        try:
+            served.learn(taken, clicks)
+        except ValueError as e:  # hashed for a model since replaced by one of other bits
+            raise ClientError(409, "request_id", f"the impression cannot be learned by the "
+                                                 f"served model {served.version}: {e}") from None
+
+    @app.get("/model", responses={200: {"model": schemas.ModelInfo}},
+             summary="The served model: class, parameters, version, checksum, rows learned")
+    async def model_info() -> Response:
+        return _json(holder.current.describe())
+
+    @app.post("/model/reload", responses={200: {"model": schemas.ModelInfo},
+                                          409: {"model": schemas.Error}},
+              summary="Load the model file again and swap it in atomically")
+    async def reload() -> Response:
+        try:
+            served = await asyncio.to_thread(holder.reload)
+        except (OSError, ValueError) as e:
+            raise ClientError(409, "", f"{e}; still serving version "
+                                       f"{holder.current.version}") from None
+        return _json(served.describe())
+
+    @app.get("/health", responses={200: {"model": schemas.Health}},
+             summary="live / ready / degraded, with the reasons")
+    async def health() -> Response:
+        reasons = list(holder.problems.values())
+        return _json({"status": "degraded" if reasons else "ok", "live": True, "ready": True,
+                      "reasons": reasons, "model_version": holder.current.version,
+                      "impressions": None if impressions is None else len(impressions),
+                      "features": features.stats()})
+
+    @app.put("/features/{entity}/{key}", openapi_extra=_body(schemas.EntityFeatures),
+             responses={200: {"model": schemas.EntityFeatures}, 422: {"model": schemas.Error}},
+             summary="Store an entity's features (merged into rows naming it in 'entities')")
+    async def put_features(entity: str, key: str, request: Request) -> Response:
+        doc = check_object(decode(await _read(request, max_body)), "",
+                           frozenset({"features", "ttl"}))
+        values = check_features(doc.get("features"), "features")
+        ttl = doc.get("ttl")
+        if ttl is not None and (type(ttl) not in (int, float) or not ttl > 0):
+            raise ClientError(422, "ttl", f"must be a number of seconds > 0; got {ttl!r}")
+        try:  # the keys must be fields under the model's policy (hashing the row checks it)
+            holder.current.row_hasher.hash_row(values)
+        except (TypeError, ValueError) as e:
+            raise ClientError(422, "features", str(e)) from None
+        features.put(entity, key, values, ttl)
+        return _json({"features": values, "ttl": ttl})
+
+    @app.get("/features/{entity}/{key}", responses={200: {"model": schemas.EntityFeatures},
+                                                    404: {"model": schemas.Error}},
+             summary="An entity's stored features")
+    async def get_features(entity: str, key: str) -> Response:
+        values = features.get(entity, key)
+        if values is None:
+            raise ClientError(404, "", f"no features stored for {entity} {key!r} (or expired)")
+        return _json({"features": values, "ttl": None})
+
+
+def _score_one(served: ServedModel, raw, where: str) -> float:
+    """One raw row hashed and scored in one compiled call; the hasher's refusals are 422s."""
+    try:
+        return served.model.predict_one(raw)
+    except (TypeError, ValueError) as e:
+        raise ClientError(422, where or ("line" if isinstance(raw, str) else "features"),
+                          str(e)) from None
+
+
+def _score_batch(served: ServedModel, raws: list) -> np.ndarray:
+    """Click probabilities of a batch: dict rows hashed in one compiled call and scored in
+    another; a batch with lines hashes row by row (each row in one compiled call)."""
+    model = served.model
+    try:
+        if all(type(raw) is dict for raw in raws):
+            rows = model.hasher_.transform(raws)
+        else:
+            rows = _hash_each(served, raws)
+        return np.ascontiguousarray(model.predict_proba(rows)[:, 1])
+    except (TypeError, ValueError):
+        for i, raw in enumerate(raws):  # name the row at fault
+            _score_one(served, raw, f"rows[{i}]")
+        raise
+
+
+def _hash_each(served: ServedModel, raws: list):
+    from fastctr.io.rows import HashedRows
+
+    parts = [served.row_hasher.hash_row(raw) for raw in raws]
+    indptr = np.zeros(len(parts) + 1, np.int64)
+    np.cumsum([len(p[0]) for p in parts], out=indptr[1:])
+    if not parts:
+        return HashedRows(indptr, np.empty(0, np.int32), np.empty(0, np.float32),
+                          np.empty(0, np.uint16))
+    return HashedRows(indptr, *(np.concatenate([p[k] for p in parts]) for k in range(3)))
+
+
+# -- errors, docs and background tasks ---------------------------------------------------------
+
+def _install_errors(app: FastAPI) -> None:
+    async def client_error(request: Request, e: ClientError) -> Response:
+        return _json({"detail": str(e), "field": e.field}, e.status)
+
+    async def validation_error(request: Request, e: RequestValidationError) -> Response:
+        first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(part) for part in first.get("loc", ()))
+        return _json({"detail": f"{field}: {first.get('msg')}", "field": field}, 422)
+
+    app.add_exception_handler(ClientError, client_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """/docs lists the request models too (declared through openapi_extra, not validated)."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)
+            _, defs = models_json_schema([(m, "validation") for m in schemas.DOC_MODELS],
+                                         ref_template="#/components/schemas/{model}")
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            for name, schema in defs.get("$defs", {}).items():
+                components.setdefault(name, schema)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """The file watcher and the snapshots run while the app serves; a last snapshot is
+    written at shutdown."""
+    settings, holder = app.state.settings, app.state.holder
+    tasks = []
+    if settings.reload_poll > 0:
+        tasks.append(asyncio.create_task(_watch(holder, settings.reload_poll)))
+    if settings.learn and settings.snapshot_every:
+        tasks.append(asyncio.create_task(_snapshots(holder, settings.snapshot_every)))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*tasks)
+        if settings.learn and settings.snapshot_every:
+            await asyncio.to_thread(holder.snapshot)
+
+
+async def _watch(holder: ModelHolder, every: float) -> None:
+    """Reload the model when its file is replaced or rewritten (by anyone but our
+    snapshots); a file that fails to load leaves the old model serving, /health degraded."""
+    while True:
+        await asyncio.sleep(every)
+        if holder.file_changed():
+            with contextlib.suppress(OSError, ValueError):
+                await asyncio.to_thread(holder.reload, True)
+
+
+async def _snapshots(holder: ModelHolder, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        await asyncio.to_thread(holder.snapshot)

@@ -1,0 +1,246 @@
+"""What the service keeps between requests, each store bounded in items and in time.
+
+* :class:`Impression`: the hashed row a prediction scored, kept under its request id until
+  its click (or its absence) is fed back; compact bytes, versioned.
+* :class:`ImpressionStore` and :class:`FeatureStore`: the protocols; the in-process
+  implementations here (:class:`LocalImpressionStore`, :class:`LocalFeatureStore`) and the
+  Redis ones (``fastctr.service.redis_store``) have the same methods.
+"""
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from fastctr.service.errors import AlreadyLabelled, Conflict, UnknownImpression
+
+#: first bytes of an encoded Impression: b"FI" and the format version
+_MAGIC = b"FI\x01"
+#: entries (u32), probability (f64), then the lengths of model_version and arm (u16 each)
+_HEAD = struct.Struct("<IdHH")
+#: bytes per entry: an int32 bucket, a float32 value and a uint16 field id
+_ENTRY_BYTES = 4 + 4 + 2
+#: more entries than any row has (fields and crosses are < 2**16, plus the bias)
+MAX_ENTRIES = 1 << 16
+
+
+@dataclass(frozen=True)
+class Impression:
+    """One scored row as learning needs it: the hashed entries as raw little-endian bytes
+    (int32 buckets, float32 values, uint16 field ids), the version of the model that scored
+    it, the arm that served it and the probability it got.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> imp = Impression(np.array([7, 9], np.int32).tobytes(), np.ones(2, np.float32).tobytes(),
+    ...                  np.array([0, 1], np.uint16).tobytes(), "1a2b3c4d", p=0.25)
+    >>> Impression.from_bytes(imp.to_bytes()) == imp, len(imp.to_bytes())
+    (True, 51)
+    """
+
+    indices: bytes
+    values: bytes
+    fields: bytes
+    model_version: str
+    arm: str = "main"
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        n = len(self.indices) // 4
+        if (len(self.indices) != 4 * n or len(self.values) != 4 * n
+                or len(self.fields) != 2 * n or n > MAX_ENTRIES):
+            raise ValueError(f"an Impression holds n int32 indices, n float32 values and n uint16 "
+                             f"fields (n <= {MAX_ENTRIES}); got {len(self.indices)}, "
+                             f"{len(self.values)} and {len(self.fields)} bytes")
+
+    @property
+    def n_entries(self) -> int:
+        return len(self.indices) // 4
+
+    def to_bytes(self) -> bytes:
+        """The impression in a compact versioned form (what a store keeps)."""
+        version, arm = self.model_version.encode(), self.arm.encode()
+        return b"".join((_MAGIC, _HEAD.pack(self.n_entries, self.p, len(version), len(arm)),
+                         version, arm, self.indices, self.values, self.fields))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Impression:
+        """Decode :meth:`to_bytes`; every length is checked against the bytes given (a
+        ValueError for anything else)."""
+        start = len(_MAGIC) + _HEAD.size
+        if len(data) < start or data[:len(_MAGIC)] != _MAGIC:
+            raise ValueError("not an encoded Impression (bad magic bytes or version)")
+        n, p, n_version, n_arm = _HEAD.unpack_from(data, len(_MAGIC))
+        if n > MAX_ENTRIES or len(data) != start + n_version + n_arm + n * _ENTRY_BYTES:
+            raise ValueError(f"an encoded Impression of {n} entries cannot be {len(data)} bytes: "
+                             "truncated or corrupted")
+        cuts = [start, start + n_version, start + n_version + n_arm]
+        cuts += [cuts[-1] + 4 * n, cuts[-1] + 8 * n, cuts[-1] + 10 * n]
+        try:
+            version, arm = (data[a:b].decode() for a, b in zip(cuts[:2], cuts[1:3]))
+        except UnicodeDecodeError:
+            raise ValueError("an encoded Impression's version or arm is not UTF-8") from None
+        return cls(bytes(data[cuts[2]:cuts[3]]), bytes(data[cuts[3]:cuts[4]]),
+                   bytes(data[cuts[4]:cuts[5]]), version, arm, p)
+
+
+class ImpressionStore(Protocol):
+    """Impressions by request id, each learned at most once; bounded in items and in time."""
+
+    def put(self, request_id: str, impression: Impression) -> None:
+        """Keep ``impression``; :class:`Conflict` if ``request_id`` is stored already."""
+
+    def take(self, request_id: str) -> Impression:
+        """The impression, marked labelled (a tombstone kept until its TTL ends):
+        :class:`UnknownImpression` if absent or expired, :class:`AlreadyLabelled` if taken."""
+
+    def __len__(self) -> int:
+        """Impressions and tombstones kept."""
+
+
+class FeatureStore(Protocol):
+    """Entity features (``user`` ``u17`` -> ``{"C20": "...", ...}``); bounded, with a TTL."""
+
+    def get(self, entity: str, key: str) -> dict | None:
+        """The entity's features, or None when absent or expired."""
+
+    def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
+        """Keep ``features`` for ``ttl`` seconds (the store's TTL when None, and at most
+        that)."""
+
+    def stats(self) -> dict[str, int | float]:
+        """Counters per tier: ``{tier}_hits``, ``{tier}_misses``, ``{tier}_latency_us``
+        (mean time of a lookup)."""
+
+
+_TAKEN = object()  # the tombstone of a labelled impression
+
+
+class LocalImpressionStore:
+    """An in-process :class:`ImpressionStore`: at most ``max_items`` entries (the oldest
+    evicted first) each for ``ttl`` seconds; thread-safe.
+
+    Examples
+    --------
+    >>> store = LocalImpressionStore(max_items=2, ttl=60)
+    >>> imp = Impression(b"", b"", b"", "v1")
+    >>> store.put("a", imp); store.take("a") == imp
+    True
+    >>> try:
+    ...     store.take("a")
+    ... except AlreadyLabelled as e:
+    ...     print(e)
+    request id 'a' was labelled already: each impression is learned once
+    """
+
+    def __init__(self, max_items: int, ttl: float, clock=time.monotonic) -> None:
+        if max_items < 1 or not ttl > 0:
+            raise ValueError(f"an impression store needs max_items >= 1 and ttl > 0; got "
+                             f"{max_items} and {ttl}")
+        self.max_items, self.ttl, self._clock = int(max_items), float(ttl), clock
+        # insertion order is expiry order (one TTL for all): the oldest is first
+        self._items: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, request_id: str, impression: Impression) -> None:
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            if request_id in self._items:
+                raise Conflict(f"request id {request_id!r} is in use: request ids must be unique")
+            while len(self._items) >= self.max_items:
+                self._items.popitem(last=False)
+            self._items[request_id] = (now + self.ttl, impression)
+
+    def take(self, request_id: str) -> Impression:
+        now = self._clock()
+        with self._lock:
+            self._expire(now)
+            entry = self._items.get(request_id)
+            if entry is None:
+                raise UnknownImpression(
+                    f"no impression under request id {request_id!r}: never predicted, expired "
+                    f"(kept {self.ttl:g} s) or evicted (at most {self.max_items} kept)")
+            expires, impression = entry
+            if impression is _TAKEN:
+                raise AlreadyLabelled(f"request id {request_id!r} was labelled already: each "
+                                      "impression is learned once")
+            self._items[request_id] = (expires, _TAKEN)
+            return impression
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._items)
+
+    def _expire(self, now: float) -> None:
+        items = self._items
+        while items:
+            expires = items[next(iter(items))][0]
+            if expires > now:
+                return
+            items.popitem(last=False)
+
+
+class LocalFeatureStore:
+    """An in-process :class:`FeatureStore`: least recently used entries evicted beyond
+    ``max_items``, each expiring after its TTL; thread-safe.
+
+    Examples
+    --------
+    >>> store = LocalFeatureStore(max_items=1000, ttl=3600)
+    >>> store.put("user", "u17", {"C20": "a9"})
+    >>> store.get("user", "u17"), store.get("user", "u18")
+    ({'C20': 'a9'}, None)
+    >>> {k: v for k, v in store.stats().items() if not k.endswith("_us")}
+    {'local_hits': 1, 'local_misses': 1}
+    """
+
+    tier = "local"
+
+    def __init__(self, max_items: int, ttl: float, clock=time.monotonic) -> None:
+        if max_items < 1 or not ttl > 0:
+            raise ValueError(f"a feature store needs max_items >= 1 and ttl > 0; got "
+                             f"{max_items} and {ttl}")
+        self.max_items, self.ttl, self._clock = int(max_items), float(ttl), clock
+        self._items: OrderedDict[tuple[str, str], tuple[float, dict]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = self._misses = 0
+        self._seconds = 0.0
+
+    def get(self, entity: str, key: str) -> dict | None:
+        start = time.perf_counter()
+        now = self._clock()
+        with self._lock:
+            entry = self._items.get((entity, key))
+            if entry is not None and entry[0] <= now:  # expired: dropped when read
+                del self._items[(entity, key)]
+                entry = None
+            if entry is None:
+                self._misses += 1
+            else:
+                self._hits += 1
+                self._items.move_to_end((entity, key))
+            self._seconds += time.perf_counter() - start
+        return None if entry is None else entry[1]
+
+    def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
+        ttl = self.ttl if ttl is None else min(float(ttl), self.ttl)
+        with self._lock:
+            self._items[(entity, key)] = (self._clock() + ttl, dict(features))
+            self._items.move_to_end((entity, key))
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def stats(self) -> dict[str, int | float]:
+        with self._lock:
+            lookups = self._hits + self._misses
+            return {f"{self.tier}_hits": self._hits, f"{self.tier}_misses": self._misses,
+                    f"{self.tier}_latency_us": 1e6 * self._seconds / lookups if lookups else 0.0}
