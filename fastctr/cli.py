@@ -43,6 +43,7 @@ log = logging.getLogger("fastctr")
 MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
 AT_LEAST_1 = [Interval(numbers.Integral, 1, None, closed="left")]
+SECONDS = [Interval(numbers.Real, 0, None, closed="neither")]
 #: where ``fastctr train`` writes the model without ``-o``
 DEFAULT_OUTPUT = "model.fctr"
 
@@ -250,6 +251,24 @@ def _parser() -> argparse.ArgumentParser:
     be.add_argument("--river-fm-rows", type=int, default=10_000, help="River FM training subset")
     be.add_argument("--latency-calls", type=int, default=2_000, help="predict_one calls timed")
     be.add_argument("--lgbm-rounds", type=int, default=100, help="LightGBM boosting rounds")
+
+    se = command("serve", "serve a model over HTTP: predict, click feedback, entity features "
+                          "(needs pip install \"fastctr[serve]\"; API docs at /docs)")
+    se.add_argument("model", help="the model or Scorer file; reloaded when the file changes")
+    se.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    se.add_argument("--port", type=int, default=8000, help="port to listen on")
+    se.add_argument("--workers", type=INT["count"], default=1, help="worker processes")
+    se.add_argument("--redis", metavar="URL", help="Redis for impressions and entity features "
+                    "(redis://host:port/db); default: in-process stores")
+    se.add_argument("--learn", action="store_true",
+                    help="learn from POST /feedback (a model file, not a Scorer)")
+    se.add_argument("--snapshot-every", type=_checked(float, SECONDS), metavar="SECONDS",
+                    help="with --learn, write the model to MODEL every SECONDS (atomically)")
+    se.add_argument("--max-batch", type=INT["count"], default=1000,
+                    help="most rows in one /predict or /feedback request")
+    se.add_argument("--impression-ttl", type=_checked(float, SECONDS), default=3600.0,
+                    metavar="SECONDS", help="how long a prediction waits for its feedback")
+    se.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
 
@@ -688,6 +707,35 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from fastctr.service.app import Settings, build_app
+    except ImportError as e:
+        raise CLIError(f"serving needs the optional dependencies ({e.name} is missing): "
+                       "pip install \"fastctr[serve]\"") from None
+    if os.path.isdir(args.model):
+        raise CLIError(f"MODEL {args.model!r} is a directory: pass a model file (.fctr)")
+    if args.snapshot_every is not None and not args.learn:
+        raise CLIError("--snapshot-every writes what --learn learned: add --learn")
+    if args.workers > 1 and args.learn and not args.redis:
+        raise CLIError("--workers N > 1 with --learn needs --redis URL: the workers share "
+                       "impressions through it and one of them learns")
+    settings = Settings(os.path.abspath(args.model), learn=args.learn,
+                        snapshot_every=args.snapshot_every, redis_url=args.redis,
+                        max_batch=args.max_batch, impression_ttl=args.impression_ttl)
+    app = build_app(settings)  # a bad model file is refused before listening
+    options = {"host": args.host, "port": args.port, "access_log": args.access_log}
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    else:  # each worker builds the app from the environment (uvicorn --factory)
+        del app
+        os.environ.update(settings.to_env())
+        uvicorn.run("fastctr.service.app:from_env", factory=True, workers=args.workers, **options)
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from fastctr.bench.peers import run_comparison
 
@@ -738,7 +786,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
-    commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "bench": cmd_bench}
+    commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "bench": cmd_bench,
+                "serve": cmd_serve}
     try:
         return commands[args.command](args)
     except CLIError as e:

@@ -1,0 +1,162 @@
+"""``fastctr serve`` as a user runs it: a real uvicorn process on a free loopback port, a real
+HTTP client (httpx); the process is stopped at the end of each test."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import httpx
+import numpy as np
+from service_models import ROWS, line_of, model_file, positional_of, trained
+
+from fastctr import load
+from fastctr.service.served import _checksum
+
+START_TIMEOUT = 90  # seconds for the process to answer /health (numba's cache, a busy machine)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(model_path, *options):
+    """``fastctr serve MODEL --port P OPTIONS`` until the block ends; yields an httpx client."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastctr.cli", "serve", str(model_path), "--port", str(port),
+         *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("fastctr serve did not start:\n"
+                                       + process.stdout.read().decode(errors="replace")[-3000:])
+                time.sleep(0.1)
+            yield client
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        process.stdout.close()
+
+
+def test_serve_predicts_and_learns_over_http(tmp_path):
+    model = trained()
+    path = model_file(tmp_path, model)
+    with serving(path, "--learn") as client:
+        row = ROWS[420]
+        for body in ({"features": row}, {"line": line_of(row)}, positional_of(row)):
+            assert client.post("/predict", json=body).json()["ctr_probability"] \
+                == model.predict_one(row)
+        first = client.post("/predict", json={"features": row}).json()
+        assert client.post("/feedback", json={"request_id": first["request_id"],
+                                              "click": 1}).json()["learned"] == 1
+        assert client.post("/predict", json={"features": row}).json()["ctr_probability"] \
+            > first["ctr_probability"]
+        bad = client.post("/predict", json={"numerical_features": [1] * 12,
+                                            "categorical_features": ["a"] * 26})
+        assert bad.status_code == 422 and bad.json()["field"] == "numerical_features"
+        assert client.get("/docs").status_code == 200
+
+
+def test_reload_under_concurrent_traffic_fails_no_request(tmp_path):
+    """Two model files swapped in turn under the served path (atomic renames, the watcher
+    and POST /model/reload): every answer is 200 and is exactly the prediction of the
+    model version it names."""
+    models = {}
+    for rows in (400, 150):
+        source = model_file(tmp_path, trained(rows=rows), f"m{rows}.fctr")
+        models[_checksum(source)] = (source, load(source))
+    path = tmp_path / "served.fctr"
+    first = next(iter(models.values()))[0]
+    shutil.copyfile(first, path)
+    sample = ROWS[400:440]
+    want = {v: [m.predict_one(r) for r in sample] for v, (_, m) in models.items()}
+    failures, answers, stop = [], [], threading.Event()
+
+    with serving(path) as client:
+        def traffic(seed: int) -> None:
+            rng = np.random.default_rng(seed)
+            with httpx.Client(base_url=client.base_url, timeout=30) as own:
+                while not stop.is_set():
+                    i = int(rng.integers(len(sample)))
+                    try:
+                        r = own.post("/predict", json={"features": sample[i]})
+                    except httpx.HTTPError as e:
+                        failures.append(repr(e))
+                        continue
+                    if r.status_code != 200:
+                        failures.append(r.text)
+                    else:
+                        answers.append((i, r.json()))
+
+        threads = [threading.Thread(target=traffic, args=(s,)) for s in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(8):
+                source = list(models.values())[k % 2][0]
+                tmp = tmp_path / f".served.{k}"
+                shutil.copyfile(source, tmp)
+                os.replace(tmp, path)  # as model.save does: a new file renamed over the old
+                if k % 2:
+                    assert client.post("/model/reload").status_code == 200
+                time.sleep(0.4)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+    assert not failures, failures[:3]
+    seen = {a["model_version"] for _, a in answers}
+    assert seen == set(models), seen  # both versions served
+    for i, answer in answers:
+        assert answer["ctr_probability"] == want[answer["model_version"]][i]
+
+
+def test_two_workers_serve_the_same_model(tmp_path):
+    model = trained()
+    with serving(model_file(tmp_path, model), "--workers", "2") as client:
+        versions = set()
+        for row in ROWS[400:420]:
+            answer = client.post("/predict", json={"features": row}).json()
+            assert answer["ctr_probability"] == model.predict_one(row)
+            versions.add(answer["model_version"])
+        assert len(versions) == 1
+
+
+def run_cli(*args, env_code: str = "pass") -> subprocess.CompletedProcess:
+    code = f"import sys; {env_code}; from fastctr.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_serve_refuses_what_it_cannot_do(tmp_path):
+    model = trained()
+    path = model_file(tmp_path, model)
+    scorer = tmp_path / "scorer.fctr"
+    model.to_scorer().save(scorer)
+    missing_fastapi = run_cli("serve", str(path), env_code="sys.modules['fastapi'] = None")
+    assert missing_fastapi.returncode == 2
+    assert 'pip install "fastctr[serve]"' in missing_fastapi.stderr
+    learn_scorer = run_cli("serve", str(scorer), "--learn")
+    assert learn_scorer.returncode == 2 and "cannot learn" in learn_scorer.stderr
+    no_file = run_cli("serve", str(tmp_path / "none.fctr"))
+    assert no_file.returncode == 2 and "none.fctr" in no_file.stderr
+    snapshot = run_cli("serve", str(path), "--snapshot-every", "5")
+    assert snapshot.returncode == 2 and "--learn" in snapshot.stderr
