@@ -55,6 +55,7 @@ def scratch_psi(ref, win, groups):
 
 
 def check_against_scratch(stats, p, y, reference, bins):
+    json.dumps(stats, allow_nan=False)  # plain Python numbers only
     assert stats["rows"] == p.size and stats["clicks"] == int(y.sum())
     assert stats["ctr"] == pytest.approx(y.mean(), rel=1e-12)
     # Fixed point: a mean is off by at most 2**-33 (each item's rounding error).
@@ -120,6 +121,7 @@ def test_add_stores_what_update_stores():
 
 def test_snapshot_is_json_ready_with_none_where_undefined():
     monitor = QualityMonitor(window=100)
+    monitor.update([], [])
     empty = monitor.snapshot()
     json.dumps(empty, allow_nan=False)
     assert empty["rows"] == 0 and empty["ctr"] is None and empty["auc"] is None
@@ -210,8 +212,11 @@ def test_bad_input_is_a_value_error(p, y, match):
 
 
 def test_bad_parameters_are_value_errors():
-    with pytest.raises(ValueError, match="window"):
-        QualityMonitor(window=0)
+    for window in (0, 1e5, True):
+        with pytest.raises(ValueError, match="window"):
+            QualityMonitor(window=window)
+    with pytest.raises(ValueError, match="at least one"):
+        QualityMonitor().set_reference([])
     with pytest.raises(ValueError, match="calibration_range"):
         QualityMonitor(calibration_range=(1.1, 0.9))
     with pytest.raises(ValueError, match="n_bins"):

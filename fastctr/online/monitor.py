@@ -123,7 +123,8 @@ class QualityMonitor:
                                        ("reference_window", reference_window, 1, MAX_WINDOW),
                                        ("n_buckets", n_buckets, 1, 1000),
                                        ("min_rows", min_rows, 0, MAX_WINDOW)):
-            if not low <= value <= high:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not low <= value <= high:
                 raise ValueError(f"{name} must be an int in [{low}, {high}], got {value}")
         low, high = calibration_range
         if not 0.0 <= low < high:
@@ -215,6 +216,8 @@ class QualityMonitor:
     def set_reference(self, p: ArrayLike) -> None:
         """Make these scores the drift reference (e.g. a validation set's predictions)."""
         p, _ = check_labelled(p, np.zeros(np.size(p), dtype=np.uint8))
+        if not p.size:
+            raise ValueError("set_reference needs at least one score")
         with self._lock:
             self._reference[:] = np.bincount(self.bins.index(p), minlength=self.bins.n_bins)
             self._reference_rows = self.reference_window = int(p.size)
