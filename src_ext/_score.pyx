@@ -287,6 +287,65 @@ cdef class FTRLScorer(_LiveScorer):
         super().__init__(hasher, state, hyper)
         hasher.prefetch_rows(&self.zn[0, 0], sizeof(double) * 2)
 
+    def score(self, const int64_t[::1] indptr, const int32_t[::1] indices,
+              const float[::1] values, double[::1] out, Py_ssize_t start, Py_ssize_t stop,
+              bint proba):
+        """Rows ``start:stop`` of a CSR batch into ``out``, as :meth:`DenseScorer.score`:
+        margins at ``out[r]``, or with ``proba`` probabilities at ``out[2r]``, ``out[2r + 1]``.
+
+        The batch prediction of FTRLClassifier: the weights and summation of predict_one, so
+        the two agree exactly, and no numba in a process that only predicts. The GIL is
+        released (threads may score, and learn, at once); ValueError on an index outside
+        the state, before anything is written.
+        """
+        _check_batch(indptr, indices.shape[0], values.shape[0], out.shape[0], start, stop,
+                     2 if proba else 1)
+        cdef Py_ssize_t r, j, a, b, ahead
+        cdef uint32_t size = <uint32_t>self.zn.shape[0]
+        cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
+        cdef const float* val = &values[0] if values.shape[0] else NULL
+        cdef const char* zn = <const char*>&self.zn[0, 0]
+        cdef double m, p
+        with nogil:
+            for j in range(indptr[start], indptr[stop]):
+                if <uint32_t>idx[j] >= size:  # a negative index wraps to >= size
+                    with gil:
+                        raise ValueError(f"row indices must lie in [0, {size}): entry {j} is "
+                                         f"{idx[j]}")
+            for r in range(start, stop):
+                ahead = r + AHEAD  # start loading the state rows of a row a few rows on
+                if ahead < stop:
+                    for j in range(indptr[ahead], indptr[ahead + 1]):
+                        prefetch(zn + <Py_ssize_t>idx[j] * 2 * sizeof(double))
+                a, b = indptr[r], indptr[r + 1]
+                m = self.linear(idx + a, val + a, b - a)
+                if proba:
+                    p = sigmoid(m)
+                    out[2 * r] = 1.0 - p
+                    out[2 * r + 1] = p
+                else:
+                    out[r] = m
+
+
+cdef int _check_batch(const int64_t[::1] indptr, Py_ssize_t n_indices, Py_ssize_t n_values,
+                      Py_ssize_t n_out, Py_ssize_t start, Py_ssize_t stop,
+                      Py_ssize_t per_row) except -1:
+    """Check a batch call's bounds before any read (the loops run unchecked): rows
+    ``start:stop`` exist, their entries lie inside ``indices`` and ``values``, and ``out``
+    holds ``per_row`` numbers per row."""
+    cdef Py_ssize_t n_rows = indptr.shape[0] - 1, r
+    if not 0 <= start <= stop <= n_rows:
+        raise ValueError(f"rows {start}:{stop} are not within the batch's {max(n_rows, 0)}")
+    if n_values != n_indices:
+        raise ValueError(f"indices and values differ in length: {n_indices} != {n_values}")
+    if n_out < per_row * stop:
+        raise ValueError(f"out holds {n_out} numbers; rows up to {stop} need {per_row * stop}")
+    for r in range(start, stop):
+        if not 0 <= indptr[r] <= indptr[r + 1] <= n_indices:
+            raise ValueError(f"indptr[{r}:{r + 2}] = {indptr[r]}, {indptr[r + 1]} does not "
+                             f"lie in [0, {n_indices}] in order")
+    return 0
+
 
 cdef class FMScorer(_LiveScorer):
     """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket).
@@ -526,6 +585,8 @@ cdef class DenseScorer:
         """Rows ``start:stop`` of a CSR batch into ``out``: their margins at ``out[r]``, or
         with ``proba`` their probabilities of no click and click at ``out[2r]``,
         ``out[2r + 1]``. The GIL is released; raises ValueError on an index >= 2**bits."""
+        _check_batch(indptr, indices.shape[0], values.shape[0], out.shape[0], start, stop,
+                     2 if proba else 1)
         cdef Py_ssize_t r = start, a, ahead
         cdef double m, p
         cdef bint bad = False

@@ -48,6 +48,19 @@ class FTRLScorer(_LiveScorer):
     """Scores rows against live FTRL state ``zn`` (z and n interleaved per bucket)."""
 
     def __init__(self, hasher: RowHasher, state: NamedTuple, hyper: NamedTuple) -> None: ...
+    def score(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        out: npt.NDArray[np.float64],
+        start: int,
+        stop: int,
+        proba: bool,
+    ) -> None:
+        """Rows ``start:stop`` of a CSR batch into ``out`` (margins, or with ``proba`` the
+        probabilities of no click and click): FTRLClassifier's batch prediction, the GIL
+        released."""
 
 class FMScorer(_LiveScorer):
     """Scores rows against live FM state: FTRL ``zn`` and latent ``vg`` (V | G per bucket)."""

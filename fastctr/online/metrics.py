@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastctr._kernels.metrics import auc_sorted, auc_weighted_ordered, batch_sums, label_counts
+# The numba kernels (fastctr._kernels.metrics) are imported by the functions that call them:
+# they load with the first metric computed, not with fastctr (a process that only predicts
+# never loads numba).
 
 __all__ = [
     "roc_auc",
@@ -44,6 +46,8 @@ def _as_1d_float(values: ArrayLike, name: str) -> np.ndarray:
 
 def _as_labels(y: ArrayLike) -> np.ndarray:
     """Labels as a float64 array of 0.0/1.0; {-1, 1} labels are mapped to {0, 1}."""
+    from fastctr._kernels.metrics import label_counts
+
     labels = _as_1d_float(y, "y")
     n0, n1, n_minus1, n_other = label_counts(labels)
     if n_other or (n0 and n_minus1):
@@ -93,6 +97,8 @@ def _prepare(
 
 def _auc_or_nan(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> float:
     """Exact ROC AUC, NaN when a class is missing (or has zero total weight)."""
+    from fastctr._kernels.metrics import auc_sorted, auc_weighted_ordered
+
     if w.size == 0:
         # Sorting each class alone is ~3x faster than an argsort plus gathers.
         is_pos = y == 1.0
@@ -114,6 +120,8 @@ def _ratio(num: float, den: float) -> float:
 
 def _sums(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``[sum w, sum w*y, sum w*p, sum w*logloss]`` as an array that adds up over batches."""
+    from fastctr._kernels.metrics import batch_sums
+
     return np.array(batch_sums(y, p, w, _EPS))
 
 

@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fastctr._ext._score import DTYPES, DenseScorer, RowHasher, TableScorer
-from fastctr._kernels.scorer import EMPTY, table_slots
+from fastctr._ext._score import DTYPES, TABLE_EMPTY, DenseScorer, RowHasher, TableScorer
 from fastctr._pool import thread_pool
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
 from fastctr.serving.files import save
 from fastctr.serving.registry import register
 
+EMPTY = np.uint32(TABLE_EMPTY)  # the key of an empty slot of the sparse table
 _STORAGE = {"float32": np.float32, "float16": np.uint16, "int8": np.int8}
 LAYOUTS = ("sparse", "dense")
 
@@ -95,6 +95,9 @@ class Scorer:
         stored = _quantise(coef, dtype, scale)
         if layout == "dense":
             return cls(hasher, None, stored, dtype, scale)
+        # numba builds the table: loaded here, when a scorer is made, never to load or score one
+        from fastctr._kernels.scorer import table_slots
+
         buckets = np.flatnonzero(stored).astype(np.uint32)  # zeros, after quantising, pruned
         capacity_bits = max(4, int(np.ceil(np.log2(max(2 * buckets.size, 1)))))
         keys = np.full(1 << capacity_bits, EMPTY, np.uint32)
