@@ -99,6 +99,23 @@ def test_report_equals_a_from_scratch_computation():
         assert got["p_value"] == pytest.approx(p_value, rel=1e-6, abs=1e-12)
 
 
+def test_add_one_at_a_time_equals_update():
+    rng = np.random.default_rng(3)
+    one, batch = ABTest([("a", 1.0), ("b", 1.0)]), ABTest([("a", 1.0), ("b", 1.0)])
+    for arm, q in (("a", [0.01, 0.05]), ("b", [0.02, 0.04])):
+        p, y = simulate(rng, 3000, [0.01, 0.03], q)
+        for pi, yi in zip(p.tolist(), y.tolist()):
+            one.add(arm, pi, yi)
+        batch.update(arm, p[:1000], y[:1000])
+        batch.update(arm, p[1000:], y[1000:])
+    a, b = one.report(), batch.report()
+    for x, y in zip(a["arms"], b["arms"]):
+        assert (x["impressions"], x["clicks"], x["auc"]) == (y["impressions"], y["clicks"], y["auc"])
+        assert x["log_loss"] == pytest.approx(y["log_loss"], rel=1e-12)
+    for key in ("ctr_difference", "log_loss_difference"):
+        assert a["comparisons"][0][key] == pytest.approx(b["comparisons"][0][key], rel=1e-9)
+
+
 def test_report_agrees_with_scipy():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(1)

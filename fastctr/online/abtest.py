@@ -41,7 +41,14 @@ import mmh3
 import numpy as np
 from numpy.typing import ArrayLike
 
-from fastctr.online.score_bins import ScoreBins, binned_auc, check_labelled, item_log_loss
+from fastctr.online.score_bins import (
+    ScoreBins,
+    binned_auc,
+    check_labelled,
+    check_one,
+    item_log_loss,
+    one_log_loss,
+)
 
 __all__ = ["assign_arm", "ABTest", "difference"]
 
@@ -118,6 +125,7 @@ class _Arm:
         self.loss_mean = 0.0
         self.loss_m2 = 0.0  # sum of squared deviations from loss_mean
         self.counts = np.zeros((n_bins, 2), dtype=np.int64)
+        self._counts_one = memoryview(self.counts.reshape(-1))  # fast single-item access
 
     def add(self, bins: np.ndarray, p: np.ndarray, y: np.ndarray, loss: np.ndarray) -> None:
         k = p.size
@@ -132,6 +140,16 @@ class _Arm:
         self.loss_m2 += m2 + delta * delta * self.n * k / n
         self.loss_mean += delta * k / n
         self.n = n
+
+    def add_one(self, b: int, p: float, click: int, loss: float) -> None:
+        """:meth:`add` of one item, without numpy calls (Welford's update of mean and M2)."""
+        self._counts_one[2 * b + click] += 1
+        self.n += 1
+        self.clicks += click
+        self.sum_p += p
+        delta = loss - self.loss_mean
+        self.loss_mean += delta / self.n
+        self.loss_m2 += delta * (loss - self.loss_mean)
 
     def stats(self) -> dict[str, Any]:
         n, clicks = self.n, self.clicks
@@ -203,17 +221,20 @@ class ABTest:
             If ``arm`` is unknown, or on invalid ``p``/``y`` (see
             :meth:`fastctr.online.monitor.QualityMonitor.update`).
         """
-        if arm not in self._arms:
-            raise ValueError(f"arm {arm!r} is not an arm of this test: {self._names}")
+        stats = self._arm(arm)
         p, y = check_labelled(p, y)
         if p.size:
             bins, loss = self.bins.index(p), item_log_loss(p, y)
             with self._lock:
-                self._arms[arm].add(bins, p, y, loss)
+                stats.add(bins, p, y, loss)
 
     def add(self, arm: str, p: float, click: int | bool) -> None:
-        """Credit one labelled impression (see :meth:`update`)."""
-        self.update(arm, np.array([p], dtype=np.float64), np.array([click]))
+        """Credit one labelled impression (see :meth:`update`); no numpy call."""
+        stats = self._arm(arm)
+        p, c = check_one(p, click)
+        b, loss = self.bins.index_one(p), one_log_loss(p, c)
+        with self._lock:
+            stats.add_one(b, p, c, loss)
 
     def report(self) -> dict[str, Any]:
         """Per-arm statistics and each challenger's differences to the control, JSON-ready.
@@ -234,6 +255,11 @@ class ABTest:
                            for name in self._names if name != self.control]
         return {"control": self.control, "confidence": self.confidence, "arms": arms,
                 "comparisons": comparisons}
+
+    def _arm(self, name: str) -> _Arm:
+        if name not in self._arms:
+            raise ValueError(f"arm {name!r} is not an arm of this test: {self._names}")
+        return self._arms[name]
 
     def _compare(self, a: _Arm, b: _Arm, name: str) -> dict[str, Any]:
         out: dict[str, Any] = {"arm": name, "control": self.control}

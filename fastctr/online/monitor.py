@@ -42,6 +42,7 @@ from fastctr.online.score_bins import (
     ScoreBins,
     binned_auc,
     check_labelled,
+    check_one,
     item_log_loss,
     one_log_loss,
 )
@@ -188,12 +189,7 @@ class QualityMonitor:
 
         Stores exactly what :meth:`update` would store for the same item.
         """
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p}")
-        if click not in (0, 1):
-            raise ValueError(f"click must be 0 or 1, got {click!r}")
-        c = int(click)
+        p, c = check_one(p, click)
         b = self.bins.index_one(p)
         p_fixed = round(p * SCALE)
         loss_fixed = round(one_log_loss(p, c) * SCALE)

@@ -24,7 +24,8 @@ from bisect import bisect_right
 
 import numpy as np
 
-__all__ = ["ScoreBins", "binned_auc", "item_log_loss", "one_log_loss", "check_labelled"]
+__all__ = ["ScoreBins", "binned_auc", "item_log_loss", "one_log_loss", "check_labelled",
+           "check_one"]
 
 # sklearn.metrics.log_loss (and fastctr.online.metrics) clip the true class's probability
 # to [eps, 1 - eps] so a confident mistake costs a finite -log(eps) ~ 36.04.
@@ -124,6 +125,16 @@ def one_log_loss(p: float, click: int) -> float:
     """:func:`item_log_loss` of one item, without numpy's per-call cost."""
     q = p if click else 1.0 - p
     return -math.log(min(max(q, EPS), 1.0 - EPS))
+
+
+def check_one(p: float, click: int | bool) -> tuple[float, int]:
+    """One ``(p, click)`` as a float probability and an int click; ValueError naming it."""
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    if click not in (0, 1):
+        raise ValueError(f"click must be 0 or 1, got {click!r}")
+    return p, int(click)
 
 
 def check_labelled(p: object, y: object) -> tuple[np.ndarray, np.ndarray]:
