@@ -12,6 +12,11 @@ learning it (VW's ``-p`` while training; River's predict_proba_one then learn_on
 Peers get the tokens fastctr hashes: one VW namespace per field (Criteo counts binned as
 fastctr bins them), River dicts ``{"field=token": 1.0}`` (text: ``{word: tf-idf}``).
 
+fastctr's defaults carry alpha, beta, l1 and l2 to the size of the feature values measured on
+the first batch (``value_scale="auto"``); "value_scale=1" is the model without that (what the
+defaults were before). "VW --ftrl (fastctr's values)" is VW's FTRL given the values fastctr's
+default FTRL learned with (after that scaling): an independent check of the same model.
+
     .venv/bin/python benches/accuracy_table.py --rows 50000            # a few minutes
     .venv/bin/python benches/accuracy_table.py --rows 20000 --only text
 """
@@ -75,19 +80,23 @@ def scores(y: np.ndarray, p: np.ndarray, seconds: float) -> dict:
             "ne": metrics.normalized_entropy(y, p), "rows_per_s": len(y) / seconds}
 
 
-def run_fastctr(cls, fmt: str, raw: bytes, opts: dict, tune) -> dict:
+def run_fastctr(cls, fmt: str, raw: bytes, opts: dict, tune: bool, **params) -> dict:
     hasher = hasher_for(fmt, raw, bits=BITS, **opts)
-    model = cls(bits=BITS, **{k: v for k, v in hasher.get_params().items() if k in ("fields", "numeric")})
+    model = cls(bits=BITS, **params,
+                **{k: v for k, v in hasher.get_params().items() if k in ("fields", "numeric")})
     warm_up(model)
     reader_opts = {"label": opts["label"]} if fmt == "csv" else {}
     n = raw.count(b"\n") - (fmt == "csv")
     # report_every past the end: the report's AUC window is the whole stream
     report = train(model, read_data(raw, fmt, model.hasher_, **reader_opts), tune=tune,
                    tune_rows=max(1_000, n // 10), report_every=10**9, progress=Progress(enabled=False))
-    chosen = report.get("tune", {}).get("chosen", {}) if tune is True else {}
+    chosen = report.get("tune", {}).get("chosen", {})
+    notes = [f"{k}={v:.3g}" for k, v in chosen.items()]
+    if model.value_scale_ != 1.0:
+        notes.append(f"value scale {model.value_scale_:.3g}")
     return {"log_loss": report["log_loss"], "ne": report["normalized_entropy"],
-            "auc": report["auc"], "rows_per_s": report["rows_per_s"],
-            "note": " ".join(f"{k}={v:.3g}" for k, v in chosen.items())}
+            "auc": report["auc"], "rows_per_s": report["rows_per_s"], "note": " ".join(notes),
+            "hyper": model._linear_hyper()}
 
 
 def run_vw(vw_text: bytes, y: np.ndarray, args: str) -> dict:
@@ -137,20 +146,29 @@ def main() -> None:
             continue
         vw_text, y = as_vw(fmt, raw)
         fast = partial(run_fastctr, fmt=fmt, raw=raw, opts=opts)
+        used = {}  # the values fastctr's default FTRL learned with, for VW --ftrl
+
+        def vw_ftrl(used=used, vw_text=vw_text, y=y):
+            h = used["hyper"]
+            return run_vw(vw_text, y, f"--ftrl --ftrl_alpha {h['alpha']:.6g} --ftrl_beta "
+                                      f"{h['beta']:.6g} --l1 {h['l1']:.6g} --l2 {h['l2']:.6g}")
+
         runs = {
-            "fastctr FTRL, unscaled defaults (before)": partial(fast, FTRLClassifier, tune=False),
-            "fastctr FTRL defaults": partial(fast, FTRLClassifier, tune="scale"),
+            "fastctr FTRL, value_scale=1 (the defaults before)":
+                partial(fast, FTRLClassifier, tune=False, value_scale=1.0),
+            "fastctr FTRL defaults": partial(fast, FTRLClassifier, tune=False),
             "fastctr FTRL --tune": partial(fast, FTRLClassifier, tune=True),
-            "fastctr FM defaults": partial(fast, FMClassifier, tune="scale"),
-            "fastctr FFM defaults": partial(fast, FFMClassifier, tune="scale"),
+            "fastctr FM defaults": partial(fast, FMClassifier, tune=False),
+            "fastctr FFM defaults": partial(fast, FFMClassifier, tune=False),
             "VW defaults": partial(run_vw, vw_text, y, ""),
-            "VW --ftrl (fastctr's values)": partial(run_vw, vw_text, y, "--ftrl --ftrl_alpha 0.1 "
-                                                    "--ftrl_beta 1 --l1 0.5 --l2 1"),
+            "VW --ftrl (fastctr's values)": vw_ftrl,
         }
         if not args.no_river:
             runs["River LogisticRegression"] = partial(run_river, fmt, vw_text, y)
         for learner, run in runs.items():
             r = run()
+            if learner == "fastctr FTRL defaults":
+                used.update(r)
             table.append((name, len(y), learner, r))
             print(f"| {name} | {len(y):,} | {learner} | {r['log_loss']:.4f} | {r['auc']:.4f} | "
                   f"{r['ne']:.4f} | {r['rows_per_s']:,.0f} | {r.get('note', '')} |", flush=True)

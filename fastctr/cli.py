@@ -112,7 +112,10 @@ _NOT_OPTIONS = ("n_jobs", "fields", "numeric", "crosses", "unknown")
 _OWN_HELP = {"bits": "hash table size 2**bits (18 to 30)", "hash_seed": "seed of the feature hash",
              "numeric_transform": "how numeric values become features: bucketed (bin), "
                                   "log1p of the value, or the value itself",
-             "epochs": "passes over the data"}
+             "epochs": "passes over the data",
+             "value_scale": "the size of the feature values alpha, beta, l1 and l2 are carried "
+                            "to: 'auto' measures it on the first rows (1 for one-hot data, "
+                            "~0.1 for TF-IDF text), 1 turns it off"}
 
 
 def _model_options() -> dict[str, dict]:
@@ -138,9 +141,13 @@ def _model_options() -> dict[str, dict]:
                      f"{model} {value!r}" for model, value in defaults.items()))
         constraints = entry.pop("constraints")
         entry["help"] = f"{entry['help']} ({where})".replace("%", "%%")
+        words = any(isinstance(c, Options) for c in constraints)
         if any(isinstance(c, Booleans) for c in constraints):
             entry["action"] = argparse.BooleanOptionalAction
-        elif any(isinstance(c, Options) for c in constraints):
+        elif words and any(isinstance(c, Interval) for c in constraints):  # "auto" or a number
+            entry["type"] = _checked(float, constraints)
+            entry["metavar"] = "auto|X"
+        elif words:
             entry["choices"] = sorted(next(c for c in constraints if isinstance(c, Options)).options)
         else:
             integral = any(isinstance(c, Interval) and c.type is numbers.Integral for c in constraints)
@@ -212,8 +219,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--tune", action="store_true",
                     help="choose alpha, l1, l2 (FM/FFM: and eta) by progressive validation on "
                          "the first --tune-rows rows, then train from the first row with them. "
-                         "Without it and with no FTRL parameter given, the defaults are scaled "
-                         "to the size of the feature values (unchanged for one-hot data)")
+                         "Without it, the values (given or default) are carried to the size of "
+                         "the feature values, see --value-scale (unchanged for one-hot data)")
     tr.add_argument("--tune-rows", type=INT["count"], default=100_000,
                     help="rows --tune chooses on")
     _data_options(tr, default_format="auto")
@@ -540,20 +547,18 @@ def cmd_train(args) -> int:
     log.info("training %r on %s", model, what)
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
-    # given FTRL values are used as they are; the defaults follow the data's value scale
-    tune = True if args.tune else ("scale" if not args.init and not {"alpha", "beta", "l1", "l2"}
-                                   & set(params) else False)
     readers: list = []
     report = train(model, _batches(args, settings, model.hasher_, list(passes),
                                    chunks=args.threads > 1, readers=readers),
-                   report_every=args.report_every, threads=args.threads, tune=tune,
+                   report_every=args.report_every, threads=args.threads, tune=args.tune,
                    tune_rows=args.tune_rows)
     if not report["rows"]:
         raise CLIError(f"no rows in {what}: the input is empty, nothing to learn; no model written")
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
              f"{report['rows_per_s']:,.0f}")
     tuned = report.pop("tune", None)
-    result = {"progressive": _rounded(report)}
+    # the size of the feature values the hyperparameters were carried to (1: one-hot data)
+    result = {"progressive": _rounded(report), "value_scale": round(model.value_scale_, 6)}
     if tuned is not None:  # what was chosen, without every candidate
         result["tune"] = {k: tuned[k] for k in ("chosen", "rows", "value_scale", "log_loss")
                           if k in tuned}

@@ -8,16 +8,10 @@ from fastctr._kernels.tune import renumber
 from fastctr.io.datasets import make_criteo, make_text
 from fastctr.io.detect import hasher_for, read_data
 from fastctr.io.rows import HashedRows
+from fastctr.models.scale import scaled_params, value_scale
+from fastctr.online.metrics import normalized_entropy, roc_auc
 from fastctr.online.training import Progress, train
-from fastctr.online.tune import (
-    compact_indices,
-    concat_rows,
-    scaled_params,
-    search_ftrl,
-    tune,
-    tuned_stream,
-    value_scale,
-)
+from fastctr.online.tune import compact_indices, concat_rows, search_ftrl, tune, tuned_stream
 
 from naive import FTRLProximal
 
@@ -48,7 +42,7 @@ def test_each_candidate_equals_a_separate_single_model_run():
     rows = _random_rows()
     p, losses = search_ftrl(rows, CANDIDATES)
     for k, params in enumerate(CANDIDATES):
-        single = FTRLClassifier(bits=18, **params).partial_fit_predict(rows)
+        single = FTRLClassifier(bits=18, value_scale=1.0, **params).partial_fit_predict(rows)
         assert np.array_equal(p[k], single)  # bit for bit: the same FTRL code
         ref = FTRLProximal(**params)
         expected = [ref.learn(list(zip(rows.indices[a:b].tolist(), rows.values[a:b].tolist())),
@@ -73,9 +67,15 @@ def test_scaled_params_equal_learning_rescaled_values():
     base = {"alpha": 0.2, "beta": 1.0, "l1": 0.3, "l2": 0.5}
     rescaled = HashedRows(rows.indptr, rows.indices, rows.values / s, labels=rows.labels,
                           weights=rows.weights)
-    p_rescaled = FTRLClassifier(bits=18, **base).partial_fit_predict(rescaled)
-    p_scaled = FTRLClassifier(bits=18, **scaled_params(base, s)).partial_fit_predict(rows)
+    p_rescaled = FTRLClassifier(bits=18, value_scale=1.0, **base).partial_fit_predict(rescaled)
+    p_scaled = FTRLClassifier(bits=18, value_scale=1.0,
+                              **scaled_params(base, s)).partial_fit_predict(rows)
     np.testing.assert_allclose(p_scaled, p_rescaled, rtol=1e-9)
+    # what value_scale=s does inside the model, and "auto" finds the scale of the values
+    p_model = FTRLClassifier(bits=18, value_scale=s, **base).partial_fit_predict(rows)
+    np.testing.assert_allclose(p_model, p_rescaled, rtol=1e-9)
+    auto = FTRLClassifier(bits=18, **base).fit(rows)
+    assert auto.value_scale_ == value_scale(rows)
 
 
 def test_value_scale_ignores_the_bias():
@@ -146,10 +146,9 @@ def test_train_tune_rejects_bad_values_and_fitted_models():
 
 def test_tuned_stream_gives_back_every_batch_in_order():
     model, batches = _criteo(3_000)
-    stream, report = tuned_stream(model, iter(batches), "scale", 1_500)
+    stream, report = tuned_stream(model, iter(batches), True, 1_500)
     assert [b.n_rows for b in stream] == [1_000] * 3
-    assert report == {"chosen": {"alpha": 0.1, "beta": 1.0, "l1": 0.5, "l2": 1.0},
-                      "rows": 1_500, "value_scale": 1.0}
+    assert report["rows"] == 1_500 and report["value_scale"] == 1.0  # one-hot rows
 
 
 def _text(n=20_000):
@@ -157,16 +156,25 @@ def _text(n=20_000):
     return data, hasher_for("vw", data, bits=18)
 
 
-def test_scaled_defaults_learn_real_valued_text():
-    # TF-IDF rows (values ~0.1): the unit-scale defaults barely beat the base rate
+def test_default_estimators_learn_real_valued_text():
+    # TF-IDF rows (values ~0.1): unscaled, the unit-scale defaults barely beat the base rate
+    # (what the defaults did before they measured the value scale)
     data, hasher = _text()
-    plain = FTRLClassifier(bits=18, fields=hasher.fields)
-    scaled = FTRLClassifier(bits=18, fields=hasher.fields)
+    plain = FTRLClassifier(bits=18, fields=hasher.fields, value_scale=1.0)
+    default = FTRLClassifier(bits=18, fields=hasher.fields)
     r_plain = train(plain, read_data(data, "vw", hasher), progress=QUIET)
-    r_scaled = train(scaled, read_data(data, "vw", hasher), tune="scale", progress=QUIET)
-    assert 0.08 < r_scaled["tune"]["value_scale"] < 0.2
+    r_default = train(default, read_data(data, "vw", hasher), progress=QUIET)
+    assert 0.08 < default.value_scale_ < 0.2
     assert r_plain["normalized_entropy"] > 0.98  # 0.996 when written
-    assert r_scaled["normalized_entropy"] < r_plain["normalized_entropy"] - 0.04  # 0.948
+    assert r_default["normalized_entropy"] < 0.96  # 0.948 when written
+    # the same through plain fit (one batch) and a 2-D array of TF-IDF-like values
+    rows = b"".join(data.splitlines(True)[:10_000])
+    batch = next(iter(read_data(rows, "vw", hasher, batch_size=10_000)))
+    for model in (FTRLClassifier(bits=18, fields=hasher.fields),
+                  FMClassifier(bits=18, k=4, fields=hasher.fields)):
+        p = model.partial_fit_predict(batch)
+        # 0.972 and 0.608 when written; unscaled 0.9986 and 0.528
+        assert normalized_entropy(batch.labels, p) < 0.98 and roc_auc(batch.labels, p) > 0.58
 
 
 def test_fm_tunes_eta_too():
@@ -189,9 +197,11 @@ def test_cli_tune_says_what_it_chose(tmp_path, capsys):
                  "--tune-rows", "1000"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tune"]["rows"] == 1_000 and set(out["tune"]["chosen"]) == {"alpha", "beta", "l1", "l2"}
-    # no FTRL value given: the defaults follow the data's scale; a given value is kept
-    assert main(["train", str(path), "--format", "vw", "--bits", "18"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["tune"]["chosen"]["alpha"] > 0.5
+    assert 0.08 < out["value_scale"] < 0.2
+    # without --tune the values are carried to the data's scale, which the report names;
+    # --value-scale 1 turns that off
     assert main(["train", str(path), "--format", "vw", "--bits", "18", "--alpha", "0.1"]) == 0
-    assert "tune" not in json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)
+    assert "tune" not in out and 0.08 < out["value_scale"] < 0.2
+    assert main(["train", str(path), "--format", "vw", "--bits", "18", "--value-scale", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["value_scale"] == 1.0

@@ -68,12 +68,15 @@ class FMState(NamedTuple):
         Seed of the initial latent values (in [0, 2**53)).
     n_rows_seen : int
         Rows learned so far.
+    value_scale : float
+        The typical size of the feature values (as in :class:`fastctr._kernels.ftrl.FTRLState`).
     """
 
     zn: np.ndarray
     vg: np.ndarray
     seed: int
     n_rows_seen: int
+    value_scale: float = 1.0
 
 
 @njit(cache=True, inline="always")

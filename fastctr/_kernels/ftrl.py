@@ -41,10 +41,15 @@ class FTRLState(NamedTuple):
         z and sqrt(n) of every bucket, side by side.
     n_rows_seen : int
         Rows learned so far.
+    value_scale : float
+        The typical size of the feature values, measured on the first batch learned (see
+        :mod:`fastctr.models.scale`): the estimator carries its hyperparameters to it before
+        they reach the kernels, which read ``zn`` only. 1.0 in files written before it.
     """
 
     zn: np.ndarray
     n_rows_seen: int
+    value_scale: float = 1.0
 
 
 @njit(cache=True, inline="always")

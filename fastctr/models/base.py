@@ -22,7 +22,7 @@ import numpy as np
 
 from fastctr._kernels.rows import NO_FIELDS, NO_TARGETS, Rows, entries_are_valid
 from fastctr._pool import thread_pool
-from fastctr._validation import Interval, validate_params
+from fastctr._validation import Interval, Options, validate_params
 from fastctr.exceptions import NotFittedError
 from fastctr.io.hashing import (
     HASHING_CONSTRAINTS,
@@ -39,6 +39,7 @@ from fastctr.models._sklearn import (
     not_fitted_error,
     warn_column_vector,
 )
+from fastctr.models.scale import LINEAR_PARAMS, scaled_params, value_scale
 from fastctr.serving.files import save
 from fastctr.serving.registry import register
 
@@ -66,6 +67,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         "l2": NON_NEGATIVE,
         "epochs": COUNT,
         "n_jobs": COUNT,
+        "value_scale": [Options(str, {"auto"}), Interval(Real, 0, None, closed="neither")],
         **HASHING_CONSTRAINTS,
     }
     _scorer_cache = None  # the compiled single-row scorer, built on first predict_one
@@ -157,6 +159,13 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     @abc.abstractmethod
     def _make_scorer(self):
         """The compiled single-row scorer (``fastctr._ext._score``) over the live state."""
+
+    def _linear_hyper(self) -> dict[str, float]:
+        """alpha, beta, l1 and l2 as the kernels take them: the parameters (meant for values
+        of size 1) carried to the learned ``value_scale_`` (see :mod:`fastctr.models.scale`)."""
+        params = {name: getattr(self, name) for name in LINEAR_PARAMS}
+        scale = getattr(self, "value_scale_", None) or 1.0
+        return params if scale == 1.0 else scaled_params(params, scale)
 
     def _fields_of(self, rows: HashedRows) -> np.ndarray:
         """The field ids the kernels read (none by default)."""
@@ -316,11 +325,19 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         n = state.n_rows_seen
         if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 0:
             raise ValueError(f"{name} state 'n_rows_seen' must be an int >= 0; got {n!r}")
+        s = state.value_scale
+        if not (isinstance(s, Real) and not isinstance(s, bool) and 0 < s < float("inf")):
+            raise ValueError(f"{name} state 'value_scale' must be a finite number > 0; "
+                             f"got {s!r}")
 
-    def _start(self) -> None:
+    def _start(self, rows: HashedRows) -> None:
+        """A fresh state before the first rows learned; ``rows`` (the first batch) set
+        ``value_scale_`` when the parameter ``value_scale`` is "auto"."""
         if not self.is_fitted or getattr(self, "zn_", None) is None:
             self._validate_params()
             self._allocate()
+            self.value_scale_ = (value_scale(rows) if self.value_scale == "auto"
+                                 else float(self.value_scale))
             self._scorer_cache = None  # it pointed at the old arrays
             self.n_rows_seen_ = 0
 
@@ -427,7 +444,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         # call's _start could allocate a fresh state under the first (its updates lost).
         # Parallel learning within one call is n_jobs (Hogwild).
         with self._learn_lock:
-            self._start()
+            self._start(rows)
             if self.n_jobs == 1 or rows.n_rows < 2 * self.n_jobs:
                 self._learn(rows, p)
             else:
@@ -516,7 +533,8 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
 def _as_state(cls: type, fields) -> tuple:
     """``cls.State`` from a mapping of its fields, naming any missing or unknown one."""
     names = cls.State._fields
-    missing = [name for name in names if name not in fields]
+    missing = [name for name in names if name not in fields
+               and name not in cls.State._field_defaults]  # e.g. value_scale: older files
     unknown = [name for name in fields if name not in names]
     if missing or unknown:
         raise ValueError(f"{cls.__name__} state has the fields {list(names)}; missing "

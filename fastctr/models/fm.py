@@ -145,6 +145,9 @@ class FMClassifier(_FactorizationBase):
         Passes over the data made by :meth:`fit`.
     n_jobs : int, default=1
         Threads learning each batch at once, lock-free (Hogwild); 1 is deterministic.
+    value_scale : "auto" or float, default="auto"
+        The typical size of the feature values the linear part's alpha, beta, l1 and l2 are
+        carried to, as in FTRLClassifier ("auto": measured on the first batch learned).
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
@@ -166,7 +169,8 @@ class FMClassifier(_FactorizationBase):
     n_rows_seen_ : int
         Rows learned so far.
     state : FMState
-        ``(zn, vg, seed, n_rows_seen)``: everything learned, for :meth:`from_state`.
+        ``(zn, vg, seed, n_rows_seen, value_scale)``: everything learned, for
+        :meth:`from_state`.
 
     Examples
     --------
@@ -205,6 +209,7 @@ class FMClassifier(_FactorizationBase):
         epochs: int = 1,
         n_jobs: int = 1,
         *,
+        value_scale: float | str = "auto",
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
         bits: int = 22,
@@ -216,7 +221,8 @@ class FMClassifier(_FactorizationBase):
         self._store_params(locals())
 
     def _hyper(self) -> FMHyper:
-        return FMHyper(self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v, self.init_std)
+        return FMHyper(**self._linear_hyper(), eta=self.eta, l2_v=self.l2_v,
+                       init_std=self.init_std)
 
     def _vg_shape(self) -> tuple[int, ...]:
         return (1 << self.bits, 2 * self.k)
@@ -268,6 +274,9 @@ class FFMClassifier(_FactorizationBase):
         Passes over the data made by :meth:`fit`.
     n_jobs : int, default=1
         Threads learning each batch at once, lock-free (Hogwild); 1 is deterministic.
+    value_scale : "auto" or float, default="auto"
+        The typical size of the feature values the linear part's alpha, beta, l1 and l2 are
+        carried to, as in FTRLClassifier ("auto": measured on the first batch learned).
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher`; ``bits`` defaults to 18.
     unknown : {"strict", "ignore"}, default="strict"
@@ -321,6 +330,7 @@ class FFMClassifier(_FactorizationBase):
         epochs: int = 1,
         n_jobs: int = 1,
         *,
+        value_scale: float | str = "auto",
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
         bits: int = 18,
@@ -332,8 +342,8 @@ class FFMClassifier(_FactorizationBase):
         self._store_params(locals())
 
     def _hyper(self) -> FFMHyper:
-        return FFMHyper(self.alpha, self.beta, self.l1, self.l2, self.eta, self.l2_v,
-                        self.init_std, bool(self.normalize))
+        return FFMHyper(**self._linear_hyper(), eta=self.eta, l2_v=self.l2_v,
+                        init_std=self.init_std, normalize=bool(self.normalize))
 
     def _vg_shape(self) -> tuple[int, ...]:
         return (1 << self.bits, self.hasher_.n_fields, 2 * self.k)

@@ -38,6 +38,12 @@ class FTRLClassifier(OnlineClassifier):
     n_jobs : int, default=1
         Threads learning each batch at once, lock-free (Hogwild). 1 is sequential and
         deterministic; more is faster on several cores but not reproducible run to run.
+    value_scale : "auto" or float, default="auto"
+        The typical size of the feature values alpha, beta, l1 and l2 are carried to (they
+        are meant for values of size 1, as one-hot click logs have). "auto" measures it on
+        the first batch learned (the root mean square of the non-bias values: 1 for one-hot
+        rows, ~0.1 for L2-normalised text); 1.0 turns the scaling off. Learning is then
+        exactly FTRL on the values divided by it (see :mod:`fastctr.models.scale`).
     fields, numeric, bits, hash_seed, numeric_transform, crosses
         Hashing of raw rows, as in :class:`fastctr.FeatureHasher` (default: the Criteo
         schema in 2**22 buckets).
@@ -52,8 +58,11 @@ class FTRLClassifier(OnlineClassifier):
         FTRL's z and sqrt(n) per bucket, side by side.
     n_rows_seen_ : int
         Rows learned so far.
+    value_scale_ : float
+        The value scale learning uses (the parameter, or measured on the first batch).
     state : FTRLState
-        ``(zn, n_rows_seen)``: everything learned, for :meth:`from_state` (and model files).
+        ``(zn, n_rows_seen, value_scale)``: everything learned, for :meth:`from_state` (and
+        model files).
 
     Notes
     -----
@@ -92,6 +101,7 @@ class FTRLClassifier(OnlineClassifier):
         epochs: int = 1,
         n_jobs: int = 1,
         *,
+        value_scale: float | str = "auto",
         fields: Sequence[str] | None = None,
         numeric: Sequence[str] | None = None,
         bits: int = 22,
@@ -103,7 +113,7 @@ class FTRLClassifier(OnlineClassifier):
         self._store_params(locals())
 
     def _hyper(self) -> FTRLHyper:
-        return FTRLHyper(self.alpha, self.beta, self.l1, self.l2)
+        return FTRLHyper(**self._linear_hyper())
 
     def _allocate(self) -> None:
         self.zn_ = np.zeros((1 << self.bits, 2), np.float64)

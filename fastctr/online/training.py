@@ -161,10 +161,11 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
 
     With ``tune=True`` the first ``tune_rows`` rows choose alpha, l1 and l2 (and FM/FFM's
     eta) first: candidates learned side by side in one compiled pass each, scored by their
-    progressive log loss, centred on the model's values carried to the data's value scale
-    (see :mod:`fastctr.online.tune`); ``tune="scale"`` only carries them to that scale (what
-    ``fastctr train`` does when no hyperparameter is given). The model then learns the whole
-    stream, prefix included, with the values chosen, logged and reported under ``"tune"``.
+    progressive log loss, centred on the model's values, each learned at the prefix's value
+    scale (see :mod:`fastctr.online.tune`). The model then learns the whole stream, prefix
+    included, with the values chosen, logged and reported under ``"tune"``. Without it the
+    model's own values are used, carried to the data's value scale by the model itself
+    (its ``value_scale``, see :mod:`fastctr.models.scale`).
 
     Returns
     -------

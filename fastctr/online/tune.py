@@ -3,8 +3,10 @@
 :func:`tune` learns every candidate of a small grid over the same rows in one compiled pass
 (:func:`fastctr._kernels.tune.ftrl_candidates_fit`), scores each by its progressive log loss
 (every row predicted before it is learned) and sets the best on the model. The grid is centred
-on the model's hyperparameters *rescaled to the data's value scale* (:func:`value_scale`,
-:func:`scaled_params`), so the same defaults serve one-hot click logs (scale 1, unchanged) and
+on the model's hyperparameters, which are meant for values of size 1; every candidate learns
+them carried to the prefix's value scale (:func:`fastctr.models.scale.value_scale`,
+:func:`~fastctr.models.scale.scaled_params`), as the estimators themselves do, and the model
+keeps that scale (``value_scale``): the same grid serves one-hot click logs (scale 1) and
 real-valued text such as L2-normalised TF-IDF rows (scale ~0.1).
 
 Two stages, each one pass over the prefix: alpha x l1, then l2 at the best of those. FM and
@@ -27,51 +29,17 @@ from fastctr._kernels.rows import NO_FIELDS, Rows
 from fastctr._kernels.tune import ftrl_candidates_fit, renumber
 from fastctr.io.rows import HashedRows
 from fastctr.models.base import OnlineClassifier
+from fastctr.models.scale import LINEAR_PARAMS, scaled_params, value_scale
 from fastctr.online.metrics import log_loss
 
 log = logging.getLogger(__name__)
 
-FTRL_PARAMS = ("alpha", "beta", "l1", "l2")
+FTRL_PARAMS = LINEAR_PARAMS
 #: multipliers of the centre's value tried by each stage (0 switches a penalty off)
 ALPHA_STEPS = (0.25, 0.5, 1.0, 2.0, 4.0)
 L1_STEPS = (0.0, 0.2, 1.0)
 L2_STEPS = (0.0, 0.1, 1.0, 10.0)
 ETA_STEPS = (0.25, 1.0, 4.0)
-
-
-def value_scale(rows: HashedRows) -> float:
-    """The typical size of a feature value: the root mean square of the entries other than
-    the bias (field id 0; with no field ids, of every entry). 1 for one-hot rows.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rows = HashedRows(np.array([0, 3]), np.array([0, 5, 9]), np.array([1.0, 0.6, 0.8]),
-    ...                   fields=np.array([0, 1, 1]))
-    >>> round(value_scale(rows), 4)
-    0.7071
-    """
-    values = rows.values if rows.fields is None else rows.values[rows.fields != 0]
-    if values.size == 0:
-        return 1.0
-    rms = float(np.sqrt(np.mean(np.square(values, dtype=np.float64))))
-    return rms if rms > 0 and math.isfinite(rms) else 1.0
-
-
-def scaled_params(params: dict[str, float], scale: float) -> dict[str, float]:
-    """FTRL hyperparameters meant for values of size 1, carried to values of size ``scale``.
-
-    Learning the values divided by ``scale`` with ``(alpha, beta, l1, l2)`` is *exactly* FTRL
-    on the raw values with ``(alpha / scale, beta * scale, l1 * scale, l2 * scale**2)`` (z and
-    sqrt(n) scale by 1/scale, the weights by scale): no value transform is needed to predict.
-
-    Examples
-    --------
-    >>> scaled_params({"alpha": 0.1, "beta": 1.0, "l1": 0.5, "l2": 1.0}, 0.5)
-    {'alpha': 0.2, 'beta': 0.5, 'l1': 0.25, 'l2': 0.25}
-    """
-    return {"alpha": params["alpha"] / scale, "beta": params["beta"] * scale,
-            "l1": params["l1"] * scale, "l2": params["l2"] * scale * scale}
 
 
 def search_ftrl(rows: HashedRows, candidates: Sequence[dict[str, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -129,12 +97,15 @@ def tune(model: OnlineClassifier, rows: HashedRows, *, scale: bool = True) -> di
     rows : HashedRows
         The prefix of the stream to choose on (labels attached), hashed by ``model.hasher_``.
     scale : bool
-        Rescale the centre to the rows' :func:`value_scale` first (see :func:`scaled_params`).
+        With the model's ``value_scale="auto"``: learn the candidates at the rows'
+        :func:`~fastctr.models.scale.value_scale` (False: at 1). The scale used is set on the
+        model too. A model's numeric ``value_scale`` is used as it is.
 
     Returns
     -------
     dict
-        ``chosen`` (the parameters set), ``rows``, ``value_scale``, ``log_loss`` (the winner's
+        ``chosen`` (the parameters set, meant for values of size 1 as the defaults are),
+        ``rows``, ``value_scale`` (set on the model too), ``log_loss`` (the winner's
         progressive log loss on the prefix), ``candidates`` (every one tried, with its loss)
         and ``seconds``.
 
@@ -153,24 +124,25 @@ def tune(model: OnlineClassifier, rows: HashedRows, *, scale: bool = True) -> di
                          "yet; tune a fresh clone (model.__sklearn_clone__())")
     model._validate_params()
     start = time.perf_counter()
-    s = value_scale(rows) if scale else 1.0
-    centre = {name: float(getattr(model, name)) for name in FTRL_PARAMS}
-    centre = scaled_params(centre, s) if s != 1.0 else centre
+    if model.value_scale != "auto":
+        s = float(model.value_scale)
+    else:
+        s = value_scale(rows) if scale else 1.0
+    best = {name: float(getattr(model, name)) for name in FTRL_PARAMS}
     tried: list[dict[str, float]] = []
-    best = centre
     for grid in ([{**best, "alpha": best["alpha"] * a, "l1": best["l1"] * b}
                   for a in ALPHA_STEPS for b in L1_STEPS],
                  lambda best: [{**best, "l2": best["l2"] * c} for c in L2_STEPS]):
         candidates = grid(best) if callable(grid) else grid
-        _, losses = search_ftrl(rows, candidates)
+        _, losses = search_ftrl(rows, [scaled_params(c, s) for c in candidates])
         tried += [{**c, "log_loss": float(loss)} for c, loss in zip(candidates, losses)]
         best = candidates[int(np.argmin(losses))]
     chosen = dict(best)
     best_loss = min(t["log_loss"] for t in tried)
     if hasattr(model, "eta"):
-        chosen["eta"], best_loss, etas = _tune_eta(model, rows, chosen)
+        chosen["eta"], best_loss, etas = _tune_eta(model, rows, chosen, s)
         tried += etas
-    model.set_params(**chosen)
+    model.set_params(**chosen, value_scale=s)
     report = {"chosen": chosen, "rows": rows.n_rows, "value_scale": s, "log_loss": best_loss,
               "candidates": tried, "seconds": time.perf_counter() - start}
     log.info("tuned on the first %s rows (value scale %.4g, %d candidates, %.2f s): %s, "
@@ -179,20 +151,22 @@ def tune(model: OnlineClassifier, rows: HashedRows, *, scale: bool = True) -> di
     return report
 
 
-def _tune_eta(model: OnlineClassifier, rows: HashedRows,
-              linear: dict[str, float]) -> tuple[float, float, list[dict[str, float]]]:
-    """FM/FFM's ``eta`` (scaled like alpha) at the chosen linear part: each candidate is a
-    compiled pass of the model's own kernel over the prefix, on a table of the touched
-    buckets only (renumbered; its seeded initial latent values differ from the full table's,
-    not their distribution)."""
-    scale = linear["alpha"] / model.alpha  # how far the linear part moved: eta follows
+def _tune_eta(model: OnlineClassifier, rows: HashedRows, linear: dict[str, float],
+              s: float) -> tuple[float, float, list[dict[str, float]]]:
+    """FM/FFM's ``eta`` (scaled like alpha, value scale ``s`` included) at the chosen linear
+    part: each candidate is a compiled pass of the model's own kernel over the prefix, on a
+    table of the touched buckets only (renumbered; its seeded initial latent values differ
+    from the full table's, not their distribution)."""
+    # how far the linear part's step moved, at the values' scale: eta follows
+    scale = linear["alpha"] / model.alpha / s
     compact, m = compact_indices(rows.indices)
     bits = max(18, int(m - 1).bit_length())
     small = HashedRows(rows.indptr, compact, rows.values, rows.fields, rows.labels, rows.weights)
     tried = []
     for step in ETA_STEPS:
         eta = model.eta * scale * step
-        clone = model.__sklearn_clone__().set_params(**linear, eta=eta, bits=bits, n_jobs=1)
+        clone = model.__sklearn_clone__().set_params(**linear, eta=eta, bits=bits, n_jobs=1,
+                                                     value_scale=s)
         try:
             loss = log_loss(rows.labels, clone.partial_fit_predict(small), rows.weights)
         except ArithmeticError:  # DivergenceError: this eta is too large for the data
@@ -202,43 +176,15 @@ def _tune_eta(model: OnlineClassifier, rows: HashedRows,
     return best["eta"], best["log_loss"], tried
 
 
-def scale_to_data(model: OnlineClassifier, rows: HashedRows) -> dict[str, Any]:
-    """Carry the model's FTRL hyperparameters to the rows' :func:`value_scale` (see
-    :func:`scaled_params`) and set them; a no-op on one-hot rows (scale 1).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from fastctr import FTRLClassifier
-    >>> rows = HashedRows(np.array([0, 2]), np.array([0, 5]), np.array([1.0, 0.25]),
-    ...                   fields=np.array([0, 1]), labels=np.array([1.0]))
-    >>> model = FTRLClassifier(bits=18)
-    >>> scale_to_data(model, rows)["chosen"]
-    {'alpha': 0.4, 'beta': 0.25, 'l1': 0.125, 'l2': 0.0625}
-    >>> model.alpha
-    0.4
-    """
-    if model.is_fitted:
-        raise ValueError("scale_to_data sets the hyperparameters of a model that has learned "
-                         "nothing yet")
-    s = value_scale(rows)
-    chosen = scaled_params({name: float(getattr(model, name)) for name in FTRL_PARAMS}, s)
-    if s != 1.0:
-        model.set_params(**chosen)
-        log.info("feature values have a typical size of %.4g (not 1): FTRL's hyperparameters "
-                 "scaled to them: %s", s, " ".join(f"{k}={v:.4g}" for k, v in chosen.items()))
-    return {"chosen": chosen, "rows": rows.n_rows, "value_scale": s}
-
-
-#: train()'s ``tune`` values: False (keep the hyperparameters), "scale" (carry them to the
-#: data's value scale), True or "search" (scale, then choose by progressive validation)
-TUNE_MODES = (False, "scale", True, "search")
+#: train()'s ``tune`` values: False (keep the hyperparameters), True or "search" (choose them
+#: by progressive validation)
+TUNE_MODES = (False, True, "search")
 
 
 def tuned_stream(model: OnlineClassifier, batches: Iterable[HashedRows], how: bool | str,
                  tune_rows: int) -> tuple[Iterator[HashedRows], dict[str, Any]]:
-    """Read the first ``tune_rows`` rows of ``batches``, set the model's hyperparameters from
-    them (``how``: see :data:`TUNE_MODES`), and return every batch again (those read
+    """Read the first ``tune_rows`` rows of ``batches``, choose the model's hyperparameters on
+    them (:func:`tune`; ``how``: see :data:`TUNE_MODES`), and return every batch again (those read
     first, then the rest) with the report. The model learns nothing here: training then
     starts from the first row with the chosen values, as if they had been given.
 
@@ -267,8 +213,7 @@ def tuned_stream(model: OnlineClassifier, batches: Iterable[HashedRows], how: bo
     stream = itertools.chain(head, batches)
     if n == 0:
         return stream, {"chosen": {}, "rows": 0, "value_scale": 1.0}
-    prefix = concat_rows(head)[:tune_rows]
-    return stream, (scale_to_data(model, prefix) if how == "scale" else tune(model, prefix))
+    return stream, tune(model, concat_rows(head)[:tune_rows])
 
 
 def concat_rows(parts: Sequence[HashedRows]) -> HashedRows:

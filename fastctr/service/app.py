@@ -17,7 +17,6 @@ import dataclasses
 import json
 import logging
 import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +29,15 @@ from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
 
 from fastctr.service import schemas
+from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import AlreadyLabelled, ClientError, Conflict, UnknownImpression
 from fastctr.service.rows import (
     check_features,
     check_object,
     decode,
     json_type,
+    new_ids,
+    parse_batch,
     parse_row,
     request_id,
 )
@@ -123,13 +125,19 @@ class Stores:
 
     impressions: ImpressionStore | None
     features: FeatureStore
+    shared: Any = None  # with Redis: fastctr.service.shared.Shared (queue, learner, breaker)
 
 
 def build_stores(settings: Settings) -> Stores:
     """The one place the stores are built: in-process, or (``redis_url``) on Redis."""
     if settings.redis_url is not None:
-        raise ValueError("redis_url: the Redis stores are not available in this build; "
-                         "serve without --redis")
+        from fastctr.service.shared import shared_stores  # imports redis: only when asked
+
+        shared = shared_stores(settings.model_path, redis_url=settings.redis_url,
+                               learn=settings.learn, impression_ttl=settings.impression_ttl,
+                               feature_ttl=settings.feature_ttl, max_features=settings.max_features,
+                               snapshot_every=settings.snapshot_every)
+        return Stores(shared.impressions, shared.features, shared)
     impressions = (LocalImpressionStore(settings.max_impressions, settings.impression_ttl)
                    if settings.learn else None)
     return Stores(impressions, LocalFeatureStore(settings.max_features, settings.feature_ttl))
@@ -171,10 +179,11 @@ def from_env() -> FastAPI:
 
 
 def build_app(settings: Settings) -> FastAPI:
-    holder = ModelHolder(settings.model_path, learn=settings.learn,
-                         mmap=settings.mmap and not settings.learn)
     stores = build_stores(settings)
-    app = FastAPI(title="fastctr", version=holder.current.version, lifespan=_lifespan,
+    # with Redis the workers serve the file and one learner (shared.learner) rewrites it
+    learn_here = settings.learn and stores.shared is None
+    holder = ModelHolder(settings.model_path, learn=learn_here, mmap=settings.mmap and not learn_here)
+    app = ServiceApp(title="fastctr", version=holder.current.version, lifespan=_lifespan,
                   description="Click-through-rate predictions, click feedback and entity "
                               "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
@@ -182,6 +191,45 @@ def build_app(settings: Settings) -> FastAPI:
     _routes(app, settings, holder, stores)
     _install_openapi(app)
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI, with the hot routes (``/predict``, ``/feedback``) called straight from
+    ``__call__``: their endpoint gets a plain Request and its errors go to the app's
+    exception handlers, while FastAPI's routing, dependency solving and middleware stack
+    (most of a request's cost: ~100 us a call against ~20 us for the endpoint itself, see
+    benches/bench_service.py) are skipped. The routes stay declared, for /docs and for an
+    app mounted under another one (a path of its own), which takes FastAPI's way. Middleware
+    added with ``add_middleware`` does not see the hot routes."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._fast: dict[tuple[str, str], Any] = {}
+
+    def fast(self, endpoint):
+        """Decorator (under the route's own): answer this route on the fast way."""
+        route = self.router.routes[-1]  # the route FastAPI's decorator just added
+        for method in route.methods:
+            self._fast[(method, route.path)] = endpoint
+        return endpoint
+
+    async def __call__(self, scope, receive, send) -> None:
+        endpoint = self._fast.get((scope.get("method"), scope.get("path"))) \
+            if scope["type"] == "http" and not scope.get("root_path") else None
+        if endpoint is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except Exception as e:
+            handler = next((self.exception_handlers[t] for t in type(e).__mro__
+                            if t in self.exception_handlers and t is not Exception), None)
+            if handler is None:
+                raise
+            response = await handler(request, e)
+        await response(scope, receive, send)
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -226,8 +274,9 @@ async def _read(request: Request, limit: int) -> bytes:
 def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Stores) -> None:
     max_body, max_batch = settings.max_body, settings.max_batch
     features, impressions = stores.features, stores.impressions
-    new_id = lambda: uuid.uuid4().hex  # noqa: E731
+    queue = stores.shared.queue if stores.shared is not None else None
 
+    @app.fast  # (outermost: FastAPI's decorator has added the route)
     @app.post("/predict", openapi_extra=_body(schemas.Row, schemas.BatchRequest),
               responses=_answers(schemas.Prediction, schemas.BatchPrediction),
               summary="Click probability of one row or a batch")
@@ -238,7 +287,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             return _predict_batch(doc, served)
         raw, rid = parse_row(doc, "", served, features)
         p = _score_one(served, raw, "")
-        rid = rid or new_id()
+        rid = rid or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
         if impressions is not None:
             _keep(served, raw, p, rid, "request_id")
         return _json({"ctr_probability": p, "request_id": rid, "model_version": served.version})
@@ -246,10 +295,9 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     def _predict_batch(doc: dict, served: ServedModel) -> Response:
         check_object(doc, "", frozenset({"rows"}))
         items = _batch(doc, "rows")
-        parsed = [parse_row(row, f"rows[{i}]", served, features) for i, row in enumerate(items)]
-        raws = [raw for raw, _ in parsed]
+        raws, given = parse_batch(items, served, features)
         p = _score_batch(served, raws)
-        ids = [rid or new_id() for _, rid in parsed]
+        ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
         if impressions is not None:
             for i, (raw, rid) in enumerate(zip(raws, ids)):
                 _keep(served, raw, float(p[i]), rid, f"rows[{i}].request_id")
@@ -270,6 +318,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         except Conflict as e:
             raise ClientError(409, where, e.args[0]) from None
 
+    @app.fast
     @app.post("/feedback", openapi_extra=_body(schemas.Feedback, schemas.FeedbackBatch),
               responses={**_answers(schemas.FeedbackAnswer),
                          403: {"model": schemas.Error, "description": "the service does not learn"},
@@ -285,6 +334,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         if type(doc) is dict and "feedback" in doc:
             check_object(doc, "", frozenset({"feedback"}))
             items = [_label(item, f"feedback[{i}]") for i, item in enumerate(_batch(doc, "feedback"))]
+            if queue is not None:
+                return _queue(items, served)
             results, taken, clicks = [], [], []
             for rid, click in items:
                 try:
@@ -299,6 +350,11 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             return _json({"learned": len(taken), "model_version": served.version,
                           "results": results})
         rid, click = _label(doc, "")
+        if queue is not None:
+            outcome = queue.label([rid], [click])[0]
+            if isinstance(outcome, Exception):
+                raise _refusal(outcome, "request_id") from None
+            return _json({"learned": 1, "model_version": served.version, "results": None})
         try:
             impression = impressions.take(rid)
         except UnknownImpression as e:
@@ -307,6 +363,20 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             raise ClientError(409, "request_id", e.args[0]) from None
         _learn(served, [impression], [click])
         return _json({"learned": 1, "model_version": served.version, "results": None})
+
+    def _queue(items: list[tuple[str, int]], served: ServedModel) -> Response:
+        """Feedback with Redis: each click queued for the learner, atomically taken."""
+        outcomes = queue.label([rid for rid, _ in items], [click for _, click in items])
+        results = [{"request_id": rid, "status": 200, "detail": None} if not isinstance(o, Exception)
+                   else {"request_id": rid, "status": _refusal(o, "").status, "detail": o.args[0]}
+                   for (rid, _), o in zip(items, outcomes)]
+        queued = sum(r["status"] == 200 for r in results)
+        return _json({"learned": queued, "model_version": served.version, "results": results})
+
+    def _refusal(error: Exception, field: str) -> ClientError:
+        status = 404 if isinstance(error, UnknownImpression) else 409 \
+            if isinstance(error, AlreadyLabelled) else 503
+        return ClientError(status, field, error.args[0])
 
     def _label(doc: Any, where: str) -> tuple[str, int]:
         check_object(doc, where, frozenset({"request_id", "click"}))
@@ -350,10 +420,12 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
              summary="live / ready / degraded, with the reasons")
     async def health() -> Response:
         reasons = list(holder.problems.values())
+        shared_info, shared_reasons = stores.shared.health() if stores.shared else ({}, [])
+        reasons += shared_reasons
         return _json({"status": "degraded" if reasons else "ok", "live": True, "ready": True,
                       "reasons": reasons, "model_version": holder.current.version,
-                      "impressions": None if impressions is None else len(impressions),
-                      "features": features.stats()})
+                      "impressions": None if impressions is None or stores.shared else len(impressions),
+                      "features": features.stats(), **shared_info})
 
     @app.put("/features/{entity}/{key}", openapi_extra=_body(schemas.EntityFeatures),
              responses={200: {"model": schemas.EntityFeatures}, 422: {"model": schemas.Error}},
@@ -430,7 +502,11 @@ def _install_errors(app: FastAPI) -> None:
         field = ".".join(str(part) for part in first.get("loc", ()))
         return _json({"detail": f"{field}: {first.get('msg')}", "field": field}, 422)
 
+    async def unavailable(request: Request, e: Unavailable) -> Response:
+        return _json({"detail": f"{e}; retry later", "field": ""}, 503)
+
     app.add_exception_handler(ClientError, client_error)
+    app.add_exception_handler(Unavailable, unavailable)
     app.add_exception_handler(RequestValidationError, validation_error)
 
 
@@ -457,6 +533,9 @@ async def _lifespan(app: FastAPI):
     """The file watcher and the snapshots run while the app serves; a last snapshot is
     written at shutdown."""
     settings, holder = app.state.settings, app.state.holder
+    learner = app.state.stores.shared.learner if app.state.stores.shared else None
+    if learner is not None:
+        learner.start()
     tasks = []
     if settings.reload_poll > 0:
         tasks.append(asyncio.create_task(_watch(holder, settings.reload_poll)))
@@ -469,8 +548,10 @@ async def _lifespan(app: FastAPI):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks)
-        if settings.learn and settings.snapshot_every:
+        if holder.learn_enabled and settings.snapshot_every:
             await asyncio.to_thread(holder.snapshot)
+        if learner is not None:  # drains the queue and snapshots if this worker learns
+            await asyncio.to_thread(learner.stop)
 
 
 async def _watch(holder: ModelHolder, every: float) -> None:

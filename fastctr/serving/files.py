@@ -40,7 +40,8 @@ from fastctr.serving.registry import MODEL_CLASSES
 
 # A state field's name in the file: the estimators' attribute names, as files have always
 # held them (a Scorer's fields are stored under their own names).
-_FILE_NAMES = {"zn": "zn_", "vg": "vg_", "seed": "seed_", "n_rows_seen": "n_rows_seen_"}
+_FILE_NAMES = {"zn": "zn_", "vg": "vg_", "seed": "seed_", "n_rows_seen": "n_rows_seen_",
+               "value_scale": "value_scale_"}
 _FIELD_NAMES = {v: k for k, v in _FILE_NAMES.items()}
 
 MAGIC = b"FASTCTR\0"

@@ -1,0 +1,102 @@
+"""The service with ``redis_url`` against a real redis-server: two workers (two apps) share the
+impressions and each click is learned once by the one learner; Redis killed mid-traffic
+degrades the service (predictions from the request and the local tier, /health degraded,
+writes 503) and it recovers when Redis is back, without a restart."""
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from service_models import LABELS, ROWS, model_file, trained
+
+from fastctr import load
+from fastctr.service import create_app
+from fastctr.service.served import ServedModel
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def wait_for(condition, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def worker(path, url, **kw):
+    return TestClient(create_app(path, learn=True, redis_url=url, snapshot_every=0.1,
+                                 reload_poll=0.05, **kw))
+
+
+def test_two_workers_learn_each_click_once(tmp_path, redis_url):
+    path = model_file(tmp_path)
+    reference = ServedModel.load(model_file(tmp_path, name="reference.fctr"), learn=True)
+    rows, clicks = ROWS[400:560], [int(c) for c in LABELS[400:560]]
+    with worker(path, redis_url) as a, worker(path, redis_url) as b:
+        version = a.get("/model").json()["version"]
+        for i, row in enumerate(rows):  # predictions on either worker
+            answer = (a, b)[i % 3 == 0].post("/predict", json={"features": row, "request_id": f"r{i}"})
+            assert answer.status_code == 200, answer.text
+        order = list(range(0, len(rows), 2)) + list(range(1, len(rows), 2))
+        for n, i in enumerate(order):  # clicks on either worker, in another order
+            answer = (a, b)[n % 2].post("/feedback", json={"request_id": f"r{i}", "click": clicks[i]})
+            assert answer.status_code == 200, answer.text
+        retries = [{"request_id": f"r{i}", "click": 1} for i in range(5)]
+        retries.append({"request_id": "nope", "click": 0})
+        again = b.post("/feedback", json={"feedback": retries})
+        assert [r["status"] for r in again.json()["results"]] == [409] * 5 + [404]
+        assert a.post("/feedback", json={"request_id": "r0", "click": 1}).status_code == 409
+
+        learners = [c.app.state.stores.shared.learner for c in (a, b)]
+        assert sorted(learner.is_learner for learner in learners) == [False, True]
+        reference.learn([reference.impression(rows[i], 0.0) for i in order], [clicks[i] for i in order])
+        rows_seen = reference.model.n_rows_seen_
+        wait_for(lambda: load(path).n_rows_seen_ == rows_seen, what="the snapshot of every click")
+        np.testing.assert_array_equal(load(path).state.zn, reference.model.state.zn)
+        assert sum(learner.learned for learner in learners) == len(rows)
+        wait_for(lambda: a.get("/model").json()["rows_learned"] == b.get("/model").json()["rows_learned"]
+                 == rows_seen, what="both workers to serve the snapshot")
+        assert a.get("/model").json()["version"] == b.get("/model").json()["version"] != version
+        probe = ROWS[590]
+        assert a.post("/predict", json={"features": probe}).json()["ctr_probability"] \
+            == b.post("/predict", json={"features": probe}).json()["ctr_probability"] \
+            == reference.model.predict_one(probe)
+
+
+def test_redis_killed_mid_traffic_degrades_and_recovers(tmp_path, redis_server):
+    model = trained()
+    path = model_file(tmp_path, model)
+    user = {"C20": "a9f0", "C21": "u-seg"}
+    with worker(path, redis_server.url) as client:
+        assert client.put("/features/user/u1", json={"features": user}).status_code == 200
+        own = {k: v for k, v in ROWS[0].items() if k not in user}
+        merged = {**user, **own}
+        body = {"features": own, "entities": {"user": "u1"}}
+        assert client.post("/predict", json=body).json()["ctr_probability"] == model.predict_one(merged)
+        before = client.post("/predict", json={"features": ROWS[1]}).json()["request_id"]
+        assert client.get("/health").json()["status"] == "ok"
+
+        redis_server.stop()
+        for i in range(30):  # traffic goes on: the local tier and the request's own features
+            answer = client.post("/predict", json=body)
+            assert answer.status_code == 200 and answer.json()["ctr_probability"] == model.predict_one(merged)
+            other = {"features": ROWS[2 + i], "entities": {"user": f"new{i}"}}
+            answer = client.post("/predict", json=other)
+            assert answer.status_code == 200
+            assert answer.json()["ctr_probability"] == model.predict_one(ROWS[2 + i])
+        health = client.get("/health").json()
+        assert health["status"] == "degraded" and health["redis"]["state"] == "open"
+        assert any("redis is open" in reason for reason in health["reasons"])
+        refused = client.put("/features/user/u2", json={"features": user})
+        assert refused.status_code == 503 and "redis" in refused.json()["detail"]
+        assert client.post("/feedback", json={"request_id": before, "click": 1}).status_code == 503
+
+        redis_server.start()  # empty: what Redis held is gone, the service is not restarted
+        time.sleep(1.1)  # the breaker's cool-down, then the next lookup probes
+        wait_for(lambda: client.post("/predict", json=body).status_code == 200
+                 and client.get("/health").json()["status"] == "ok", what="recovery")
+        assert client.put("/features/user/u2", json={"features": user}).status_code == 200
+        rid = client.post("/predict", json={"features": own, "entities": {"user": "u2"}}).json()["request_id"]
+        assert client.post("/feedback", json={"request_id": rid, "click": 1}).status_code == 200
+        assert client.get("/health").json()["redis"]["opened"] >= 1
