@@ -8,6 +8,7 @@ the rest as it hashes (numeric fields' values, unknown keys under the model's po
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import orjson
@@ -101,6 +102,28 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
     if entities is not None:
         raw = _with_entities(raw, entities, _join(where, "entities"), features)
     return raw, rid
+
+
+def parse_batch(items: list, served, features: FeatureStore) -> tuple[list, list[str | None]]:
+    """The rows of a batch as raw rows and their request ids (None: to be generated). A
+    batch of ``{"features": {...}}`` rows alone (the common one) is checked with a few
+    C-level calls a row; any other is parsed row by row (naming the row at fault)."""
+    if all(type(r) is dict and len(r) == 1 and "features" in r for r in items):
+        raws = [r["features"] for r in items]
+        if all(type(f) is dict and VALUE_TYPES.issuperset(map(type, f.values())) for f in raws):
+            return raws, [None] * len(raws)
+    parsed = [parse_row(row, f"rows[{i}]", served, features) for i, row in enumerate(items)]
+    return [raw for raw, _ in parsed], [rid for _, rid in parsed]
+
+
+def new_ids(n: int) -> list[str]:
+    """``n`` request ids for a batch: random 128-bit numbers in hex (32 characters),
+    consecutive from a random start (one draw of the OS's randomness, not one a row)."""
+    start = int.from_bytes(os.urandom(16), "little")
+    return [f"{(start + i) & _MASK128:032x}" for i in range(n)]
+
+
+_MASK128 = (1 << 128) - 1
 
 
 def _positional(row: dict, where: str, served) -> dict:
