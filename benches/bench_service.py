@@ -1,0 +1,178 @@
+"""The service in process: what ``POST /predict`` adds over ``predict_one``, and batch rows/s.
+
+Requests are direct ASGI calls on the app (no network, no HTTP parsing: what the service's
+own code costs), timed one by one in thread CPU time (``time.thread_time``: on a shared
+machine, wall time also counts the time other processes hold the core); medians are
+reported. In the same run:
+
+* ``predict_one``: the model alone, on the same rows (the baseline of the single-row overhead);
+* ``/predict``: fastctr's route (orjson body, cheap checks, compiled hash and score), without
+  and with ``learn`` (the hashed row kept for feedback);
+* ``pydantic route``: a FastAPI route validating a pydantic request model (what one writes
+  by hand) around the same ``predict_one``;
+* batches of 1,000 rows: ``/predict`` with ``{"rows": [...]}`` against ``orjson.loads`` of the
+  same body plus ``hasher.transform`` and ``predict_proba`` called directly.
+
+    python benches/bench_service.py [--calls 3000] [--bits 22]   # the table
+    pytest benches/bench_service.py                               # a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from fastctr import FTRLClassifier
+from fastctr.io.datasets import criteo_rows
+
+#: the CPU time of this thread (what a call costs, not how long others held the core)
+CLOCK = time.thread_time
+
+
+def asgi_post(app, path: str, body: bytes):
+    """A coroutine function posting ``body`` to ``path`` on ``app``; returns (status, body)."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
+             "query_string": b"", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1),
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def call():
+        out = []
+
+        async def receive():
+            return message
+
+        async def send(m):
+            out.append(m)
+
+        await app(dict(scope), receive, send)
+        return out[0]["status"], b"".join(m.get("body", b"") for m in out[1:])
+
+    return call
+
+
+class HandBody(BaseModel):
+    features: dict[str, str | int | float | None]
+
+
+class HandAnswer(BaseModel):
+    ctr_probability: float
+
+
+def pydantic_app(model) -> FastAPI:
+    """The route one writes by hand: a pydantic request model, a response model."""
+    app = FastAPI()
+
+    @app.post("/predict", response_model=HandAnswer)
+    async def predict(body: HandBody) -> HandAnswer:
+        return HandAnswer(ctr_probability=model.predict_one(body.features))
+
+    return app
+
+
+def median_us(calls: list, repeat: int) -> float:
+    """Median microseconds of one synchronous call, cycling through ``calls``."""
+    times = []
+    for i in range(repeat):
+        f = calls[i % len(calls)]
+        start = CLOCK()
+        f()
+        times.append(CLOCK() - start)
+    return 1e6 * statistics.median(times)
+
+
+def median_us_async(calls: list, repeat: int) -> float:
+    async def run():
+        times = []
+        for i in range(repeat):
+            f = calls[i % len(calls)]
+            start = CLOCK()
+            status, body = await f()
+            times.append(CLOCK() - start)
+            if status != 200:
+                raise RuntimeError(f"{status}: {body[:200]!r}")
+        return 1e6 * statistics.median(times)
+
+    return asyncio.run(run())
+
+
+def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int = 30) -> dict:
+    from fastctr.service import create_app
+
+    rows, labels = criteo_rows(max(batch, 2000), seed=1)
+    model = FTRLClassifier(bits=bits).fit(rows, labels)
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "model.fctr"
+    model.save(path)
+    served = create_app(path, reload_poll=0)
+    learning = create_app(path, learn=True, reload_poll=0, max_impressions=10 * calls)
+    hand = pydantic_app(model)
+    sample = rows[:1000]
+    bodies = [orjson.dumps({"features": r}) for r in sample]
+    report = {}
+    for _ in range(2):  # the first round warms caches and compiled paths up; the second counts
+        report["predict_one_us"] = median_us([lambda r=r: model.predict_one(r) for r in sample],
+                                             calls)
+        for name, app in (("route_us", served), ("route_learn_us", learning),
+                          ("pydantic_route_us", hand)):
+            report[name] = median_us_async([asgi_post(app, "/predict", b) for b in bodies], calls)
+    report["overhead_us"] = report["route_us"] - report["predict_one_us"]
+    report["overhead_learn_us"] = report["route_learn_us"] - report["predict_one_us"]
+
+    body = orjson.dumps({"rows": [{"features": r} for r in rows[:batch]]})
+    hasher = model.hasher_
+    post = asgi_post(served, "/predict", body)
+
+    def direct():
+        features = [row["features"] for row in orjson.loads(body)["rows"]]
+        return model.predict_proba(hasher.transform(features))
+
+    for _ in range(2):
+        report["batch_route_ms"] = median_us_async([post], batches) / 1e3
+        report["batch_decode_ms"] = median_us([lambda: orjson.loads(body)], batches) / 1e3
+        report["batch_direct_ms"] = median_us([direct], batches) / 1e3
+    report["batch_rows"] = batch
+    report["batch_rows_per_s"] = batch / report["batch_route_ms"] * 1e3
+    report["batch_direct_rows_per_s"] = batch / report["batch_direct_ms"] * 1e3
+    return report
+
+
+def table(r: dict) -> str:
+    return "\n".join([
+        "| measure (median) | value |",
+        "|---|---|",
+        f"| predict_one (39-field dict) | {r['predict_one_us']:.1f} us |",
+        f"| /predict single row (ASGI) | {r['route_us']:.1f} us (+{r['overhead_us']:.1f} us) |",
+        f"| /predict single row, learn (row kept) | {r['route_learn_us']:.1f} us "
+        f"(+{r['overhead_learn_us']:.1f} us) |",
+        f"| FastAPI + pydantic route, same predict_one | {r['pydantic_route_us']:.1f} us |",
+        f"| /predict {r['batch_rows']} rows | {r['batch_route_ms']:.2f} ms = "
+        f"{r['batch_rows_per_s'] / 1e6:.2f}M rows/s |",
+        f"| orjson.loads of that body | {r['batch_decode_ms']:.2f} ms |",
+        f"| decode + transform + predict_proba, direct | {r['batch_direct_ms']:.2f} ms = "
+        f"{r['batch_direct_rows_per_s'] / 1e6:.2f}M rows/s |",
+    ])
+
+
+def test_service_bench_smoke():
+    r = measure(calls=50, bits=18, batch=100, batches=3)
+    assert r["route_us"] > 0 and r["batch_rows_per_s"] > 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument("--bits", type=int, default=22)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=30)
+    args = parser.parse_args()
+    print(table(measure(args.calls, args.bits, args.batch, args.batches)))
