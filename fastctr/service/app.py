@@ -70,7 +70,9 @@ class Settings:
     feature_ttl, max_features : the same for entity features
     max_body : largest request body in bytes
     reload_poll : seconds between looks at the model file for a new one (0: no watching)
-    mmap : map a Scorer's (or a non-learning model's) arrays read-only instead of reading them
+    mmap : map a Scorer's (or a non-learning model's) arrays read-only instead of reading
+        them; the file must then be replaced by rename only (``model.save`` does): a file
+        rewritten in place under a mapping kills the process (SIGBUS)
     """
 
     model_path: str
@@ -84,7 +86,7 @@ class Settings:
     max_features: int = 100_000
     max_body: int = 8 << 20
     reload_poll: float = 1.0
-    mmap: bool = True
+    mmap: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_impressions", "max_features", "max_body"):
