@@ -24,7 +24,7 @@ import numpy as np
 
 from fastctr._validation import Booleans, Interval, Options, describe, is_valid
 from fastctr._version import __version__
-from fastctr.exceptions import ParseError
+from fastctr.exceptions import ModelFileError, ParseError
 from fastctr.io.ahead import read_ahead
 from fastctr.io.csv import header_columns
 from fastctr.io.detect import FORMATS, detect_format, hasher_for, read_data
@@ -34,8 +34,9 @@ from fastctr.models.base import COUNT
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.online import metrics
+from fastctr.online.holdout import HoldOut
 from fastctr.online.training import TRAIN_CONSTRAINTS, train, warm_up
-from fastctr.serving.files import load
+from fastctr.serving.files import destination, load
 
 log = logging.getLogger("fastctr")
 
@@ -513,6 +514,10 @@ def cmd_train(args) -> int:
     _check_inputs(args.data + args.holdout)
     output = args.output or DEFAULT_OUTPUT
     _check_output(output)
+    try:  # a device (-o /dev/null) or a FIFO would be replaced: refused before any work
+        destination(output)
+    except ModelFileError as error:
+        raise CLIError(str(error)) from None
     params = _model_params(args)
     model = _new_or_saved_model(args, params)
     model._validate_params()  # a bad --param fails now, not after the warm-up
@@ -572,6 +577,8 @@ def cmd_train(args) -> int:
     print(json.dumps(result, indent=2, allow_nan=False))
     try:
         model.save(output)
+    except ModelFileError as error:  # the path became a directory or a device meanwhile
+        raise CLIError(str(error), EXIT_FAILURE) from None
     except OSError as error:
         raise CLIError(f"could not write the model to {output!r}: {error.strerror or error}",
                        EXIT_FAILURE) from None

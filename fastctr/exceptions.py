@@ -6,7 +6,8 @@ class NotFittedError(ValueError, AttributeError):
 
 
 class ModelFileError(ValueError):
-    """A model file is truncated, corrupted, of another format or of a newer version."""
+    """A model file is truncated, corrupted, of another format or of a newer version; or a
+    model cannot be saved where asked (a directory, a device, a FIFO)."""
 
 
 class DivergenceError(FloatingPointError, ValueError):

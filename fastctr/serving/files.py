@@ -18,16 +18,23 @@ buckets whose row has a non-zero bit, ascending) and ``zn_.values`` (those rows)
 bit. Such a file is format version 2; a file with nothing sparse (a Scorer's) stays version 1,
 which older fastctr reads. Both versions are read.
 
-Writes go to a temporary file in the same folder, are fsynced, then renamed over the target,
-so a crash never leaves a half-written model under the target name.
+Writes go to a temporary file in the target's folder, are fsynced, then renamed over the
+target, so a crash never leaves a half-written model under the target name, and a file being
+read (or mapped) keeps its bytes: nothing is ever truncated or rewritten in place. A symlink
+is followed (the model goes where it points; the link stays), and a target that is not a
+regular file (a directory, a device such as ``/dev/null``, a FIFO) is refused. A temporary
+file is named ``.NAME.fastctr-tmp-PID-XXXXXXXX`` and locked while written; one that a killed
+save left (its lock free, its process gone) is removed by the next save to that target.
 """
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import secrets
+import stat
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -99,8 +106,9 @@ def save(model: Any, path) -> None:
     else:  # nothing needs version 2: older fastctr can read the file
         header["format_version"] = 1
     header_bytes = _layout(header, arrays)
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    target = destination(path)
+    _remove_stale_temporaries(target)
+    fd, tmp, mode = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as f:
             crc = _write(f, MAGIC + struct.pack("<Q", len(header_bytes)) + header_bytes, 0)
@@ -110,12 +118,113 @@ def save(model: Any, path) -> None:
                 crc = _write(f, memoryview(arrays[spec["name"]].reshape(-1)).cast("B"), crc)
             f.write(struct.pack("<I", crc))
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+            os.replace(tmp, target)  # before closing: the lock is held until the name is gone
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def destination(path) -> Path:
+    """The file a save to ``path`` replaces: ``path`` with its symlinks resolved (a model
+    saved through a link goes where the link points, and the link stays a link).
+
+    Raises
+    ------
+    ModelFileError
+        ``path`` is a directory or exists as something else than a regular file (a device
+        such as ``/dev/null``, a FIFO, a socket): a save would replace it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> from fastctr.serving.files import destination
+    >>> folder = os.path.realpath(tempfile.mkdtemp())
+    >>> os.symlink("v2.fctr", os.path.join(folder, "current.fctr"))
+    >>> destination(os.path.join(folder, "current.fctr")) == Path(folder, "v2.fctr")
+    True
+    """
+    target = Path(os.path.realpath(path))
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:  # a new file (or a dangling link's target, created)
+        return target
+    if stat.S_ISDIR(mode):
+        raise ModelFileError(f"cannot save a model to {str(path)!r}: it is a directory; name "
+                             "a file in it")
+    if not stat.S_ISREG(mode):
+        raise ModelFileError(f"cannot save a model to {str(path)!r}: it is not a regular file "
+                             "(a device, FIFO or socket), and saving would replace it; name a "
+                             "regular file")
+    return target
+
+
+_TEMPORARY = ".fastctr-tmp-"  # in a temporary file's name: .NAME.fastctr-tmp-PID-RANDOM
+
+
+def _create_temporary(target: Path) -> tuple[int, str, int]:
+    """A new temporary file next to ``target``, locked (see :func:`_remove_stale_temporaries`),
+    readable by its owner only while written. Returns its descriptor, its path and the mode the
+    model file gets: an existing target's, else what ``open(path, "w")`` would give (0o666
+    less the umask, which the kernel applies here: reading the umask is not thread-safe)."""
+    while True:
+        tmp = str(target.parent / f".{target.name}{_TEMPORARY}{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a lock the kernel drops when this process dies
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    return fd, tmp, mode
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporary files of saves to ``target`` that were killed (``kill -9``, a
+    crash, a power cut): those whose lock no one holds and whose process is gone. A save in
+    progress holds its file's lock, and its pid (in the name) covers the instant between
+    creating the file and locking it; a reused pid only keeps a stale file until the next
+    save."""
+    prefix = f".{target.name}{_TEMPORARY}"
+    with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
+        stale = [e.path for e in entries if e.name.startswith(prefix)
+                 and not _alive(e.name[len(prefix):].partition("-")[0])]
+    for tmp in stale:
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(tmp)
+        except OSError:  # locked: a save is writing it (or it is gone already)
+            pass
+        finally:
+            os.close(fd)
+
+
+def _alive(pid: str) -> bool:
+    """Whether ``pid`` (as written in a temporary file's name) is a running process."""
+    if not pid.isdigit():
+        return True  # not ours to judge: keep the file
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _sparse_tables(arrays: dict) -> tuple[dict, dict]:
