@@ -2,6 +2,7 @@
 are queued once, learned once and in order, and the snapshot equals a model that learned the
 same rows with partial_fit."""
 import io
+import os
 import time
 
 import numpy as np
@@ -15,9 +16,9 @@ from fastctr.service.redis_store import RedisImpressionStore, RedisLink
 from fastctr.service.served import ServedModel
 
 
-def write_model(path):
-    """A small trained FTRL model file, the same every time."""
-    model = FTRLClassifier(bits=18)
+def write_model(path, **params):
+    """A small trained FTRL model file, the same every time for the same ``params``."""
+    model = FTRLClassifier(bits=18, **params)
     for batch in read_criteo(io.BytesIO(b"".join(make_criteo(500, seed=3))), model.hasher_):
         model.partial_fit(batch, batch.labels)
     model.save(path)
@@ -135,4 +136,48 @@ def test_the_learner_thread_learns_and_snapshots(redis_url, model_path):
     assert model_path.stat().st_mtime_ns != before
     np.testing.assert_array_equal(load(model_path).state.zn, expected)
     for learner in learners:
+        learner.stop()
+
+
+def test_a_model_deployed_over_the_file_is_not_overwritten(redis_url, model_path, tmp_path):
+    w = Worker(redis_url)
+    impressions, clicks = scored(model_path, 30)
+    learner = Learner(model_path, w.queue)
+    assert learner.become_learner()
+    for i, imp in enumerate(impressions):
+        w.impressions.put(f"r{i}", imp)
+    w.queue.label([f"r{i}" for i in range(10)], clicks[:10])
+    assert learner.step() == 10
+    os.replace(write_model(tmp_path / "new.fctr", alpha=0.3), model_path)  # a new model deployed
+    assert not learner.snapshot() and learner.dropped == 10
+    assert load(model_path).alpha == 0.3 and load(model_path).n_rows_seen_ == 500
+    w.queue.label([f"r{i}" for i in range(10, 30)], clicks[10:])
+    assert learner.step() == 20 and learner.snapshot()  # learning goes on from the new model
+    assert load(model_path).alpha == 0.3 and load(model_path).n_rows_seen_ == 520
+    learner.lock.release()
+
+
+def test_the_learner_survives_a_redis_outage(redis_server, model_path):
+    w = Worker(redis_server.url)
+    learner = Learner(model_path, w.queue, snapshot_every=0.1, poll=0.01)
+    learner.start()
+    try:
+        wait = time.monotonic() + 10
+        while not learner.is_learner and time.monotonic() < wait:
+            time.sleep(0.02)
+        redis_server.stop()
+        time.sleep(1.5)
+        assert learner.errors >= 1 and "redis" in learner.last_error.lower()
+        assert learner.errors <= 3  # it waits a second between tries, it does not spin
+        redis_server.start()
+        impressions, clicks = scored(model_path, 5)
+        time.sleep(1.1)  # the breaker's cool-down, if the learner's errors opened it
+        for i, imp in enumerate(impressions):
+            w.impressions.put(f"r{i}", imp)
+        w.queue.label([f"r{i}" for i in range(5)], clicks)
+        deadline = time.monotonic() + 10
+        while learner.learned < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert learner.learned == 5
+    finally:
         learner.stop()

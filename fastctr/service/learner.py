@@ -25,7 +25,7 @@ from pathlib import Path
 from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import AlreadyLabelled, UnknownImpression
 from fastctr.service.redis_store import RedisImpressionStore
-from fastctr.service.served import ServedModel
+from fastctr.service.served import ServedModel, _file_id
 from fastctr.service.stores import Impression
 
 log = logging.getLogger("fastctr.service")
@@ -179,8 +179,9 @@ class Learner:
         self.snapshot_every, self.batch, self.poll = float(snapshot_every), int(batch), float(poll)
         self.lock = LearnerLock(self.path)
         self.model: ServedModel | None = None  # our own copy, loaded when we got the lock
-        self.learned = self.snapshots = self.errors = 0
+        self.learned = self.snapshots = self.errors = self.dropped = 0
         self.last_error = ""
+        self._failing = False  # an error is logged when it starts, not at every retry
         self._learned_at_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._stop = threading.Event()
@@ -234,14 +235,33 @@ class Learner:
         return len(impressions)
 
     def snapshot(self) -> bool:
-        """Write the model atomically if it learned since the last snapshot."""
+        """Write the model atomically if it learned since the last snapshot.
+
+        A model file replaced by someone else (a new model deployed) is not overwritten: it
+        is loaded and learning goes on from it; the clicks learned since the last snapshot
+        are dropped (counted), as a single worker's reload drops them."""
         self._last_snapshot = time.monotonic()
-        if self.model is None or self.learned == self._learned_at_snapshot:
+        if self.model is None:
+            return False
+        if self._replaced():
+            self.dropped += self.learned - self._learned_at_snapshot
+            self.model = ServedModel.load(self.path, learn=True)
+            self._learned_at_snapshot = self.learned
+            log.warning("learner: %s was replaced; learning from it now", self.path)
+            return False
+        if self.learned == self._learned_at_snapshot:
             return False
         self.model.model.save(self.path)
+        self.model.file_id = _file_id(self.path)
         self._learned_at_snapshot = self.learned
         self.snapshots += 1
         return True
+
+    def _replaced(self) -> bool:
+        try:
+            return _file_id(self.path) != self.model.file_id
+        except OSError:  # gone for a moment (being replaced): look again next time
+            return False
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -255,12 +275,18 @@ class Learner:
             except Exception as e:  # Redis down, a disk error: report, wait, go on
                 self.errors += 1
                 self.last_error = f"{type(e).__name__}: {e}"
-                log.warning("learner: %s", self.last_error)
-                n = 0
+                if not self._failing:
+                    log.warning("learner: %s (retrying every second)", self.last_error)
+                self._failing = True
+                self._stop.wait(1.0)
+                continue
+            if self._failing:
+                log.info("learner: learning again")
+                self._failing = False
             if n == 0:
                 self._stop.wait(self.poll)
 
     def health(self) -> dict:
         """For ``/health`` and ``/metrics``."""
         return {"learner": self.is_learner, "learned": self.learned, "snapshots": self.snapshots,
-                "errors": self.errors, "last_error": self.last_error}
+                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error}
