@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from fastctr.image.flood import SeedOutOfBoundsError, flood, flood_fill
 
+from child import assert_child_ok
+
 # ``fastctr.image.flood`` the attribute is the function (re-exported by the
 # package); the module itself comes from the import system.
 flood_module = importlib.import_module("fastctr.image.flood")
@@ -316,13 +318,105 @@ def test_out_of_bounds_seed_is_also_an_index_error():
         flood(np.zeros(3), 3)
 
 
-@pytest.mark.parametrize("image, match", [
-    (np.zeros((0, 3)), r"shape \(0, 3\) is empty"),
-    (np.zeros(()), "0-dimensional"),
+def test_zero_dimensional_image_is_refused():
+    with pytest.raises(ValueError, match="0-dimensional"):
+        flood(np.zeros(()), (0, 0))
+
+
+# -- issue 13, defect 13: empty images, huge tolerances, many dimensions -----------------------
+@pytest.mark.parametrize("shape, seed", [
+    ((0,), 0), ((0,), -1), ((0, 3), (0, 0)), ((3, 0), (2, 0)), ((0, 0), (0, 0)),
+    ((2, 0, 2), (1, 0, 1)),
+    ((0, 3), (5, 5)), ((0, 3), (0,)),  # seeds no image could take: scikit-image ignores them
 ])
-def test_bad_image_shape(image, match):
-    with pytest.raises(ValueError, match=match):
-        flood(image, (0, 0))
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.bool_, np.complex128])
+def test_empty_image_gives_what_skimage_gives(shape, seed, dtype):
+    image = np.zeros(shape, dtype)
+    expected = sk_flood(image, seed)
+    got = flood(image, seed, connectivity=1, tolerance=2)
+    assert got.shape == expected.shape == shape and got.dtype == expected.dtype == np.bool_
+    if dtype is not np.complex128:  # fastctr refuses complex new values' images
+        filled = flood_fill(image, seed, 1)
+        sk_filled = skimage_segmentation.flood_fill(image, seed, 1)
+        assert filled.shape == sk_filled.shape and filled.dtype == sk_filled.dtype
+        assert filled is not image and flood_fill(image, seed, 1, in_place=True) is image
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("tolerance", [10**400, -10**400], ids=["1e400", "-1e400"])
+def test_tolerance_beyond_floats_is_infinite_on_float_images(dtype, tolerance):
+    # scikit-image raises OverflowError here; its answer for an infinite tolerance is ours
+    image = np.array([[0, 1e4, -np.inf], [np.inf, 5, np.nan], [-7, 3, 2]]).astype(dtype)
+    with pytest.raises(OverflowError):
+        sk_flood(image, (0, 0), tolerance=tolerance)
+    got = flood(image, (0, 0), tolerance=tolerance)
+    np.testing.assert_array_equal(got, flood(image, (0, 0), tolerance=np.inf))
+    np.testing.assert_array_equal(got, np.isfinite(image))
+    if dtype != np.float16:
+        np.testing.assert_array_equal(got, sk_flood(image, (0, 0), tolerance=np.inf))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.uint64])
+def test_tolerance_beyond_floats_on_integer_images_matches_skimage(dtype):
+    info = np.iinfo(dtype)
+    image = np.array([[info.min, info.max], [3, 0]], dtype=dtype)
+    for tolerance in (10**400, -10**400):
+        np.testing.assert_array_equal(flood(image, (1, 0), tolerance=tolerance),
+                                      sk_flood(image, (1, 0), tolerance=tolerance))
+
+
+@st.composite
+def thin_cases(draw):
+    """Images of up to 7 axes, most of them one cell long, with every kind of neighbourhood
+    (footprints larger than the image included)."""
+    ndim = draw(st.integers(2, 7))
+    shape = tuple(draw(st.sampled_from([1, 1, 1, 2, 3])) for _ in range(ndim))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    image = rng.integers(0, 2, size=shape).astype(np.uint8)
+    seed = tuple(draw(st.integers(0, n - 1)) for n in shape)
+    how = draw(st.sampled_from(["default", "connectivity", "footprint"]))
+    kwargs = {}
+    if how == "connectivity":
+        kwargs["connectivity"] = draw(st.integers(1, ndim))
+    elif how == "footprint":
+        fp_shape = tuple(draw(st.sampled_from([1, 3, 5])) for _ in range(ndim))
+        footprint = rng.random(fp_shape) < 0.5
+        footprint.flat[rng.integers(footprint.size)] = True
+        footprint[tuple(n // 2 for n in fp_shape)] = draw(st.booleans())
+        if footprint.any():
+            kwargs["footprint"] = footprint
+    return image, seed, kwargs
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(thin_cases())
+def test_axes_of_one_cell_match_skimage(case):
+    image, seed, kwargs = case
+    np.testing.assert_array_equal(flood(image, seed, **kwargs), sk_flood(image, seed, **kwargs))
+
+
+def test_sixteen_dimensions_of_one_or_two_cells():
+    # scikit-image (and fastctr before) builds 3**16 neighbour offsets here: minutes; run in a
+    # child so that a regression fails after the timeout instead of stalling the suite
+    code = """
+import numpy as np
+from fastctr.image.flood import flood, flood_fill
+one = (1,) * 16
+assert flood(np.zeros(one), (0,) * 16).tolist() == np.ones(one, bool).tolist()
+assert flood(np.zeros(one), (0,) * 16, connectivity=1, tolerance=3).all()
+for values, expected in (([4, 4], [True, True]), ([4, 5], [True, False])):
+    image = np.array(values, np.int32).reshape((2,) + (1,) * 15)
+    got = flood(image, (0,) * 16)
+    assert got.shape == image.shape and got.ravel().tolist() == expected, got.ravel()
+    assert flood_fill(image, (0,) * 16, 9).ravel().tolist() == [9 if e else v
+                                                                for v, e in zip(values, expected)]
+image = np.zeros((3,) + (1,) * 14 + (4,)); image[1, ..., 2] = 1
+got = flood(image, (0,) * 16)
+assert got.sum() == 11 and not got[1, ..., 2].any()
+assert flood(image, (0,) * 16, connectivity=1).sum() == 11
+print("ok")
+"""
+    assert assert_child_ok(code, timeout=300, debug_malloc=False).strip() == "ok"
 
 
 @pytest.mark.parametrize("dtype", [np.complex128, object, "U3", np.longdouble])

@@ -16,6 +16,7 @@ scikit-image does, and picks a kernel from :mod:`fastctr.image._kernels`:
 
 from __future__ import annotations
 
+import math
 import numbers
 import operator
 from functools import lru_cache
@@ -72,13 +73,17 @@ def flood(
         whose value is within ``abs(tolerance)`` of the seed value (inclusive)
         are filled; the range is clipped to the dtype's range and then cast to
         it, truncating toward zero for integer dtypes, as scikit-image does.
+        For a float image, an integer too large for a float (``10**400``) is
+        an infinite tolerance: every finite value matches, as with
+        ``float("inf")`` (scikit-image raises ``OverflowError``).
 
     Returns
     -------
     mask : ndarray of bool
         Same shape as `image`; True on the filled region. It may be a view
         (transposed, or cropped from a padded work array) rather than a
-        C-contiguous array.
+        C-contiguous array. An image with an axis of length 0 gives an empty
+        mask of its shape whatever the other arguments, as in scikit-image.
 
     Raises
     ------
@@ -86,7 +91,7 @@ def flood(
         For an unsupported dtype (complex, object, ...) or non-integer seed
         coordinates, connectivity or tolerance of the wrong type.
     ValueError
-        For a 0-d or empty image, a seed with the wrong number of coordinates
+        For a 0-d image, a seed with the wrong number of coordinates
         or outside the image (:class:`SeedOutOfBoundsError`), a bad footprint,
         or a NaN tolerance or connectivity.
 
@@ -96,8 +101,11 @@ def flood(
 
     Notes
     -----
-    Unlike scikit-image, an empty image is an error (no seed can lie in it)
-    and float16 is supported (compared exactly, via float32).
+    Unlike scikit-image, float16 is supported (compared exactly, via float32).
+
+    Neighbours are only looked for along axes longer than one cell: a step
+    along any other leaves the image. So a 16-D image of one cell (or of
+    shape ``(2, 1, ..., 1)``) has no or two neighbour offsets, not ``3**16``.
 
     Fills never recurse; work lists live in arrays. Besides the mask, a fill
     along rows of 64 or more cells (the contiguous axis) keeps two bitmasks,
@@ -151,9 +159,11 @@ def flood(
     array([False, False, False,  True,  True])
     """
     image = np.asarray(image)
+    if 0 in image.shape:  # scikit-image's answer, before any check: no cell to fill
+        return np.zeros(image.shape, dtype=bool)
     _check_image(image)
     seed = _normalize_seed(seed_point, image.shape)
-    neighborhood = _neighborhood_key(footprint, connectivity, image.ndim)
+    neighborhood = _neighborhood_key(footprint, connectivity, image.shape)
     if tolerance is not None:
         _check_tolerance(tolerance)
 
@@ -287,11 +297,6 @@ def _check_image(image: np.ndarray) -> None:
             "image is 0-dimensional; pass an array with at least one axis, "
             "e.g. np.atleast_1d(image)"
         )
-    if image.size == 0:
-        raise ValueError(
-            f"image of shape {image.shape} is empty, so no seed_point can lie "
-            f"in it; pass an image with at least one cell"
-        )
 
 
 def _normalize_seed(seed_point: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -317,12 +322,17 @@ def _normalize_seed(seed_point: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(c % n for c, n in zip(seed, shape))
 
 
-def _neighborhood_key(footprint: Any, connectivity: Any, ndim: int) -> tuple:
+def _neighborhood_key(footprint: Any, connectivity: Any,
+                      shape: tuple[int, ...]) -> tuple:
     """Validate the neighbourhood arguments; return a hashable description.
 
-    ``("connectivity", ndim, c)`` or ``("footprint", shape, bytes)``, so that
-    the offsets and kernel plans derived from it can be cached.
+    ``("connectivity", ndim, c, moving)`` (``moving[axis]``: the image is
+    longer than one cell along it) or ``("footprint", shape, bytes)`` with the
+    footprint cropped to the steps that can stay inside an image of
+    ``shape``, so that the offsets and kernel plans derived from it can be
+    cached and do not grow as ``3**ndim`` along axes nothing moves on.
     """
+    ndim = len(shape)
     if footprint is None:
         if connectivity is None:
             connectivity = ndim
@@ -333,7 +343,7 @@ def _neighborhood_key(footprint: Any, connectivity: Any, ndim: int) -> tuple:
             )
         if connectivity != connectivity:
             raise ValueError("connectivity is NaN; use an integer from 1 to image.ndim")
-        return ("connectivity", ndim, connectivity)
+        return ("connectivity", ndim, connectivity, tuple(n > 1 for n in shape))
     footprint = np.asarray(footprint, dtype=bool)
     if footprint.ndim != ndim:
         raise ValueError(
@@ -347,6 +357,13 @@ def _neighborhood_key(footprint: Any, connectivity: Any, ndim: int) -> tuple:
         )
     if not footprint.any():
         raise ValueError("footprint is all zero; mark at least one neighbour")
+    center = tuple(s // 2 for s in footprint.shape)
+    if footprint[center]:
+        # scikit-image drops the nearest offset, here the centre, which stays:
+        # the offsets cropped (a step of an axis's length or more) never land
+        # inside, so the fill is the same
+        footprint = footprint[tuple(slice(max(c - n + 1, 0), c + n)
+                                    for c, n in zip(center, shape))]
     return ("footprint", footprint.shape, footprint.tobytes())
 
 
@@ -360,14 +377,20 @@ def _neighbor_offsets(key: tuple) -> np.ndarray:
     order) and drops the first, assuming it is the centre.
     """
     if key[0] == "connectivity":
-        _, ndim, connectivity = key
-        steps = np.abs(np.indices((3,) * ndim) - 1).sum(axis=0)
-        footprint = steps <= max(connectivity, 1)
+        # Steps along the axes the image moves on (``moving``) only, 0 on the
+        # others: the offsets of scikit-image's that can land inside, in its
+        # C order (the sort below keeps it), so the fill is the same.
+        _, ndim, connectivity, moving = key
+        axes = [axis for axis in range(ndim) if moving[axis]]
+        steps = (np.indices((3,) * len(axes)).reshape(len(axes), -1).T - 1
+                 if axes else np.zeros((1, 0), dtype=np.int64))
+        steps = steps[np.abs(steps).sum(axis=1) <= max(connectivity, 1)]
+        offsets = np.zeros((len(steps), ndim), dtype=np.int64)
+        offsets[:, axes] = steps
     else:
         _, shape, data = key
         footprint = np.frombuffer(data, dtype=bool).reshape(shape)
-    center = np.array(footprint.shape) // 2
-    offsets = np.argwhere(footprint) - center
+        offsets = np.argwhere(footprint) - np.array(footprint.shape) // 2
     order = np.argsort((offsets**2).sum(axis=1), kind="stable")
     offsets = offsets[order[1:]].astype(np.int64)
     offsets.flags.writeable = False  # shared through the cache
@@ -422,6 +445,11 @@ def _value_range(seed_value: np.generic, tolerance: Any,
     dtype's range in Python arithmetic, then cast (truncating for integers).
     """
     tolerance = abs(tolerance)
+    if seed_value.dtype.kind == "f":
+        try:  # what the float arithmetic below does to it, without its OverflowError
+            tolerance = float(tolerance)
+        except OverflowError:  # 10**400: larger than any float
+            tolerance = math.inf
     min_value, max_value = _dtype_min_max(seed_value.dtype)
     low = max(min_value.item(), seed_value.item() - tolerance)
     high = min(max_value.item(), seed_value.item() + tolerance)
