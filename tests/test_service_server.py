@@ -76,9 +76,9 @@ def test_serve_predicts_and_learns_over_http(tmp_path):
 
 
 def test_reload_under_concurrent_traffic_fails_no_request(tmp_path):
-    """Two model files swapped in turn under the served path (atomic renames, the watcher
-    and POST /model/reload): every answer is 200 and is exactly the prediction of the
-    model version it names."""
+    """Two model files swapped in turn under the served path (atomic renames, then POST
+    /model/reload; the watcher may reload first): every answer is 200 and is exactly the
+    prediction of the model version it names."""
     models = {}
     for rows in (400, 150):
         source = model_file(tmp_path, trained(rows=rows), f"m{rows}.fctr")
@@ -110,14 +110,17 @@ def test_reload_under_concurrent_traffic_fails_no_request(tmp_path):
         for t in threads:
             t.start()
         try:
-            for k in range(8):
-                source = list(models.values())[k % 2][0]
+            for k in range(6):
+                version, (source, _) = list(models.items())[(k + 1) % 2]
                 tmp = tmp_path / f".served.{k}"
                 shutil.copyfile(source, tmp)
                 os.replace(tmp, path)  # as model.save does: a new file renamed over the old
-                if k % 2:
-                    assert client.post("/model/reload").status_code == 200
-                time.sleep(0.4)
+                assert client.post("/model/reload").status_code == 200
+                seen_before = len(answers)
+                deadline = time.monotonic() + 30  # traffic answered by this version, then on
+                while not any(a["model_version"] == version for _, a in answers[seen_before:]):
+                    assert time.monotonic() < deadline, f"no answer from {version}"
+                    time.sleep(0.05)
         finally:
             stop.set()
             for t in threads:
