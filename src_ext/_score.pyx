@@ -644,3 +644,315 @@ cdef class TableScorer(DenseScorer):
         cdef Py_ssize_t j
         for j in range(n):
             prefetch(&self.keys[0] + _home(<uint32_t>idx[j], self.shift))
+
+
+# ---------------------------------------------------------------------------------------------
+# Compact FM / FFM serving scorer (fastctr.serving.factors.FactorScorer): the linear weights and
+# latent factors of the touched buckets, stored as float32, float16 (bits in a uint16) or int8
+# steps of one scale per array, one row per bucket: either every bucket's, indexed by bucket
+# (dense), or the touched buckets' rows only, found through the open-addressing table of
+# TableScorer whose slots hold a row number (sparse: the wide rows are not stored at the
+# table's half occupancy). A bucket that is not in the table has weight 0 and its seeded initial latent values, computed as the models
+# compute them, so a scorer agrees with its model on rows it never saw.
+
+# The largest latent dimension (the models' k is at most 256): FM's sums live on the stack.
+DEF MAX_K = 256
+MAX_FACTORS = MAX_K
+# bad[0] of a batch row: an index outside the buckets, or a field id outside the latent rows
+cdef enum:
+    BAD_INDEX = 1
+    BAD_FIELD = 2
+
+
+cdef struct Factors:
+    const void* w  # one linear weight per row
+    const void* v  # nf * k latent values per row
+    const uint32_t* keys  # the bucket of each table slot (sparse); NULL: row = bucket (dense)
+    const uint32_t* rows  # the row of each table slot (sparse)
+    uint32_t size  # buckets: 2**bits
+    uint32_t shift, mask  # the sparse table's probing
+    double scale_w, scale_v  # int8 steps (1 for float32 and float16)
+    double init_scale  # seeded initial values are uniform on [-init_scale, init_scale)
+    uint64_t seed
+    Py_ssize_t k, nf, width  # latent dimension, latent vectors per slot (FM: 1), nf * k
+    bint ffm, normalize
+
+
+cdef inline Py_ssize_t _factor_row(const Factors* t, uint32_t b) noexcept nogil:
+    """The row of bucket ``b`` (< size), or -1 when the sparse table does not hold it."""
+    if t.keys == NULL:
+        return b
+    cdef uint32_t s = _home(b, t.shift)
+    while t.keys[s] != b and t.keys[s] != EMPTY:
+        s = (s + 1) & t.mask
+    return t.rows[s] if t.keys[s] == b else -1
+
+
+cdef inline double _fm_margin(const stored_t* w, const stored_t* v, const Factors* t,
+                              const int32_t* idx, const float* val, const uint16_t* fld,
+                              Py_ssize_t n, int* bad) noexcept nogil:
+    """FM's margin of one row, as fastctr._kernels.fm._forward: linear part, then the
+    pairwise sum by the sum-of-squares identity over the entries of field id != 0 (every
+    entry when ``fld`` is NULL)."""
+    cdef double s[MAX_K]
+    cdef double lin = 0.0, q = 0.0, ss = 0.0, x, f, p
+    cdef Py_ssize_t j, c, row, k = t.k
+    cdef uint32_t b
+    for c in range(k):
+        s[c] = 0.0
+    for j in range(n):
+        b = <uint32_t>idx[j]  # a negative index wraps to >= size
+        if b >= t.size:
+            bad[0] = BAD_INDEX
+            return 0.0
+        row = _factor_row(t, b)
+        x = val[j]
+        if row >= 0:
+            lin += _value(w[row]) * t.scale_w * x
+        if fld != NULL and fld[j] == 0:
+            continue
+        for c in range(k):
+            if row >= 0:
+                f = _value(v[row * k + c]) * t.scale_v
+            else:
+                f = _init_value(t.seed, <uint64_t>b * <uint64_t>k + <uint64_t>c, t.init_scale)
+            p = f * x
+            s[c] += p
+            q += p * p
+    for c in range(k):
+        ss += s[c] * s[c]
+    return lin + 0.5 * (ss - q)
+
+
+cdef inline double _ffm_vec(const stored_t* v, const Factors* t, Py_ssize_t row, uint32_t b,
+                            Py_ssize_t f, Py_ssize_t c) noexcept nogil:
+    """Coordinate ``c`` of bucket ``b``'s latent vector towards field ``f``."""
+    if row >= 0:
+        return _value(v[row * t.width + f * t.k + c]) * t.scale_v
+    return _init_value(t.seed, (<uint64_t>b * <uint64_t>t.nf + <uint64_t>f) * <uint64_t>t.k
+                       + <uint64_t>c, t.init_scale)
+
+
+cdef inline double _ffm_margin(const stored_t* w, const stored_t* v, const Factors* t,
+                               const int32_t* idx, const float* val, const uint16_t* fld,
+                               Py_ssize_t n, Py_ssize_t* found, int* bad) noexcept nogil:
+    """FFM's margin of one row, as fastctr._kernels.ffm._forward; ``found`` has room for the
+    n entries' rows (-1: not stored)."""
+    cdef double lin = 0.0, pair = 0.0, norm = 0.0, rs = 1.0, d, xj
+    cdef Py_ssize_t j, l, c, fj, fl
+    cdef uint32_t b
+    for j in range(n):
+        b = <uint32_t>idx[j]
+        if b >= t.size:
+            bad[0] = BAD_INDEX
+            return 0.0
+        if fld[j] >= t.nf:
+            bad[0] = BAD_FIELD
+            return 0.0
+        found[j] = _factor_row(t, b)
+        if found[j] >= 0:
+            lin += _value(w[found[j]]) * t.scale_w * val[j]
+        if fld[j] != 0:
+            norm += (<double>val[j]) * (<double>val[j])
+    if t.normalize and norm > 0.0:
+        rs = 1.0 / norm
+    for j in range(n):
+        fj = fld[j]
+        if fj == 0:
+            continue
+        xj = val[j]
+        for l in range(j + 1, n):
+            fl = fld[l]
+            if fl == 0:
+                continue
+            d = 0.0
+            for c in range(t.k):
+                d += (_ffm_vec(v, t, found[j], <uint32_t>idx[j], fl, c)
+                      * _ffm_vec(v, t, found[l], <uint32_t>idx[l], fj, c))
+            pair += d * xj * val[l]
+    return lin + pair * rs
+
+
+cdef inline double _factor_margin(const Factors* t, int dtype, const int32_t* idx,
+                                  const float* val, const uint16_t* fld, Py_ssize_t n,
+                                  Py_ssize_t* found, int* bad) noexcept nogil:
+    """The margin of one row, specialised on the stored type."""
+    if t.ffm:
+        if fld == NULL:
+            bad[0] = BAD_FIELD
+            return 0.0
+        if dtype == 0:
+            return _ffm_margin(<const float*>t.w, <const float*>t.v, t, idx, val, fld, n, found,
+                               bad)
+        if dtype == 1:
+            return _ffm_margin(<const uint16_t*>t.w, <const uint16_t*>t.v, t, idx, val, fld, n,
+                               found, bad)
+        return _ffm_margin(<const int8_t*>t.w, <const int8_t*>t.v, t, idx, val, fld, n, found,
+                           bad)
+    if dtype == 0:
+        return _fm_margin(<const float*>t.w, <const float*>t.v, t, idx, val, fld, n, bad)
+    if dtype == 1:
+        return _fm_margin(<const uint16_t*>t.w, <const uint16_t*>t.v, t, idx, val, fld, n, bad)
+    return _fm_margin(<const int8_t*>t.w, <const int8_t*>t.v, t, idx, val, fld, n, bad)
+
+
+cdef inline const void* _data_of(object a, str name, int typenum, int ndim,
+                                 Py_ssize_t rows) except NULL:
+    """The data of ``a``: a C-contiguous, native-order array of the type, ``ndim``
+    dimensions and ``rows`` rows (at least one), or ValueError naming ``name``."""
+    if (not isinstance(a, np.ndarray) or cnp.PyArray_TYPE(a) != typenum
+            or cnp.PyArray_NDIM(a) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(a)
+            or not a.dtype.isnative or a.shape[0] != rows or cnp.PyArray_SIZE(a) == 0):
+        raise ValueError(f"{name} must be a C-contiguous {ndim}-D "
+                         f"{cnp.PyArray_DescrFromType(typenum)} array of {rows} rows; got "
+                         f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}")
+    return cnp.PyArray_DATA(a)
+
+
+cdef class FactorTable:
+    """Scores rows with stored FM or FFM weights: ``weights`` one linear weight per row,
+    ``factors`` (n, k) for FM or (n, n_fields, k) for FFM, both float32, float16 bits
+    (uint16) or int8 (``dtype`` indexes DTYPES; int8 times ``scale_w`` and ``scale_v``);
+    ``keys`` the bucket of each table slot (a power-of-two table with an empty slot) and
+    ``rows`` its row (< n); keys None: row = bucket, n = 2**bits. Untouched buckets score with their seeded initial latent values
+    (``seed``, ``init_scale``). Every size is checked here: a table that passes cannot make a
+    read outside its arrays or a lookup that never stops."""
+    cdef RowHasher hasher
+    cdef tuple arrays  # keeps weights, factors and keys (or memmaps) alive behind t's pointers
+    cdef Factors t
+    cdef int dtype
+    cdef Py_ssize_t[::1] found  # one row's rows in the tables (FFM), under the GIL
+
+    def __init__(self, RowHasher hasher, keys, rows, weights, factors, int dtype, double scale_w,
+                 double scale_v, int bits, uint64_t seed, double init_scale, bint normalize):
+        cdef int typenum
+        cdef Py_ssize_t slots, j, n
+        cdef const uint32_t* pk
+        cdef const uint32_t* pr
+        cdef bint empty = False
+        if not 0 <= dtype < len(DTYPES):
+            raise ValueError(f"dtype index {dtype} is not one of {DTYPES}")
+        if not 0 <= bits <= 31:
+            raise ValueError(f"bits must lie in [0, 31]; got {bits}")
+        typenum = (cnp.NPY_FLOAT32, cnp.NPY_UINT16, cnp.NPY_INT8)[dtype]
+        n = (<Py_ssize_t>1 << bits) if keys is None else getattr(weights, "shape", (0,))[0]
+        self.t.size = <uint32_t>1 << bits
+        self.t.keys = self.t.rows = NULL
+        if keys is not None:
+            slots = len(keys)
+            if slots < 2 or slots & (slots - 1) or slots > (<Py_ssize_t>1 << 32):
+                raise ValueError(f"the table size must be a power of two >= 2; got {slots}")
+            pk = <const uint32_t*>_data_of(keys, "keys", cnp.NPY_UINT32, 1, slots)
+            pr = <const uint32_t*>_data_of(rows, "rows", cnp.NPY_UINT32, 1, slots)
+            for j in range(slots):
+                if pk[j] == EMPTY:
+                    empty = True
+                elif pr[j] >= n:
+                    raise ValueError(f"table slot {j} points to row {pr[j]} of {n}")
+            if not empty:
+                raise ValueError("the table has no empty slot (the lookup of an absent bucket "
+                                 "would never stop)")
+            self.t.keys, self.t.rows = pk, pr
+            self.t.shift = 32 - (slots.bit_length() - 1)
+            self.t.mask = <uint32_t>(slots - 1)
+        self.t.w = _data_of(weights, "weights", typenum, 1, n)
+        self.t.ffm = getattr(factors, "ndim", 0) == 3
+        self.t.v = _data_of(factors, "factors", typenum, 3 if self.t.ffm else 2, n)
+        self.t.k = factors.shape[factors.ndim - 1]
+        self.t.nf = factors.shape[1] if self.t.ffm else 1
+        self.t.width = self.t.nf * self.t.k
+        if not 1 <= self.t.k <= MAX_K or not 1 <= self.t.nf <= 65536:
+            raise ValueError(f"factors of k={self.t.k} (1 to {MAX_K}) and {self.t.nf} fields "
+                             "(1 to 65536)")
+        for x, name in ((scale_w, "scale_w"), (scale_v, "scale_v")):
+            if not (x > 0.0 and x - x == 0.0):
+                raise ValueError(f"{name} must be a finite number > 0; got {x}")
+        if not (init_scale >= 0.0 and init_scale - init_scale == 0.0):
+            raise ValueError(f"init_scale must be a finite number >= 0; got {init_scale}")
+        self.t.scale_w, self.t.scale_v = scale_w, scale_v
+        self.t.seed, self.t.init_scale, self.t.normalize = seed, init_scale, normalize
+        self.hasher = hasher
+        self.arrays = (keys, rows, weights, factors)
+        self.dtype = dtype
+        self.found = np.empty(max(hasher.idx.shape[0], 1), np.intp)
+        if keys is None:  # prefetch each hashed bucket's latent row while the row is hashed
+            hasher.prefetch_rows(self.t.v, self.t.width * factors.dtype.itemsize)
+        else:
+            hasher.prefetch_rows(NULL, 0)
+
+    def predict_one(self, row):
+        """Probability of a click for one raw row (see RowHasher.hash)."""
+        cdef Py_ssize_t n = self.hasher.hash(row)
+        cdef int bad = 0
+        cdef double m = _factor_margin(&self.t, self.dtype, &self.hasher.idx[0],
+                                       &self.hasher.val[0], &self.hasher.fld[0], n,
+                                       &self.found[0], &bad)
+        if bad:  # a field id beyond the latent rows: a hasher with more fields than the table
+            raise ValueError(f"the row has a field id outside the scorer's {self.t.nf} fields")
+        return sigmoid(m)
+
+    def score(self, const int64_t[::1] indptr, const int32_t[::1] indices,
+              const float[::1] values, fields, double[::1] out, Py_ssize_t start,
+              Py_ssize_t stop, bint proba):
+        """Rows ``start:stop`` of a CSR batch (``fields``: uint16 field ids, or None: every
+        entry interacts, FM only) into ``out``: margins at ``out[r]``, or with ``proba`` the
+        probabilities of no click and click at ``out[2r]``, ``out[2r + 1]``. The GIL is
+        released; raises ValueError on an index >= 2**bits or a field id out of range."""
+        cdef const uint16_t[::1] fl
+        cdef const uint16_t* pf = NULL
+        cdef Py_ssize_t r, a, longest = 0, nnz = indices.shape[0]
+        cdef double m, p
+        cdef int bad = 0
+        _check_batch(indptr, nnz, values.shape[0], out.shape[0], start, stop,
+                     2 if proba else 1)
+        for r in range(start, stop):
+            longest = max(longest, indptr[r + 1] - indptr[r])
+        if fields is not None:
+            fl = fields
+            if fl.shape[0] != nnz:
+                raise ValueError(f"{fl.shape[0]} field ids for {nnz} entries")
+            pf = &fl[0] if nnz else NULL
+        elif self.t.ffm:
+            raise ValueError("an FFM scorer needs the field id of every entry")
+        cdef Py_ssize_t[::1] found = np.empty(max(longest, 1), np.intp)
+        cdef const int32_t* idx = &indices[0] if nnz else NULL
+        cdef const float* val = &values[0] if nnz else NULL
+        with nogil:
+            for r in range(start, stop):
+                a = indptr[r]
+                m = _factor_margin(&self.t, self.dtype, idx + a, val + a,
+                                   pf + a if pf != NULL else NULL, indptr[r + 1] - a,
+                                   &found[0], &bad)
+                if bad:
+                    break
+                if proba:
+                    p = sigmoid(m)
+                    out[2 * r] = 1.0 - p
+                    out[2 * r + 1] = p
+                else:
+                    out[r] = m
+        if bad == BAD_INDEX:
+            raise ValueError(f"row indices must lie in [0, {self.t.size}): row {r} has one "
+                             "outside")
+        if bad:
+            raise ValueError(f"field ids must lie in [0, {self.t.nf}): row {r} has one outside")
+
+
+def fill_initial(const uint32_t[::1] buckets, const uint8_t[:, ::1] fresh, double[:, :, ::1] out,
+                 uint64_t seed, double scale):
+    """The seeded initial latent values (as the models draw them) of the vectors that
+    learning never touched: ``out[r, f, c]`` for every ``fresh[r, f]``, the vector of bucket
+    ``buckets[r]`` towards field f (FM: one field, f = 0) with key ``(bucket * n_fields + f) *
+    k + c``. Used once, to materialise a FactorScorer's stored rows."""
+    cdef Py_ssize_t r, f, c, n = buckets.shape[0], nf = out.shape[1], k = out.shape[2]
+    if out.shape[0] != n or fresh.shape[0] != n or fresh.shape[1] != nf:
+        raise ValueError(f"{n} buckets, fresh {tuple(fresh.shape)[:2]} and out "
+                         f"{tuple(out.shape)[:3]} do not fit together")
+    with nogil:
+        for r in range(n):
+            for f in range(nf):
+                if fresh[r, f]:
+                    for c in range(k):
+                        out[r, f, c] = _init_value(
+                            seed, (<uint64_t>buckets[r] * <uint64_t>nf + <uint64_t>f)
+                            * <uint64_t>k + <uint64_t>c, scale)

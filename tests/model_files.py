@@ -22,6 +22,9 @@ ROWS = [{"C1": "a", "C2": "b", "I1": 3}, {"C1": "b", "I2": 1.5}, {"C3": "c", "I1
 LABELS = [1, 0, 1] * 4
 FFM_FIELDS = ["a", "b", "c"]
 FFM_ROWS = [{"a": "x", "b": "y"}, {"a": "z", "c": "w"}, {"b": "q", "c": "r"}] * 4
+#: (file name, layout, dtype) of the FactorScorer files, of the FM and the FFM model
+FACTOR_SCORERS = [("fm-scorer-sparse", "sparse", "int8"), ("fm-scorer-dense", "dense", "float16"),
+                  ("ffm-scorer-sparse", "sparse", "float32"), ("ffm-scorer-dense", "dense", "int8")]
 
 
 def _align(n: int) -> int:
@@ -66,7 +69,8 @@ def build(header: dict, arrays: dict, mutate_header=None, header_len: int | None
 
 def valid_files() -> dict[str, bytes]:
     """One valid file per class and storage: FTRL, FM and FFM with state tables stored by
-    touched bucket (version 2) and whole (version 1), and Scorers of every dtype and layout."""
+    touched bucket (version 2) and whole (version 1), Scorers of every dtype and layout, and
+    FM and FFM FactorScorers of both layouts."""
     import tempfile
 
     from fastctr import FFMClassifier, FMClassifier, FTRLClassifier
@@ -79,6 +83,8 @@ def valid_files() -> dict[str, bytes]:
     for dtype in ("float32", "float16", "int8"):
         for layout in ("sparse", "dense"):
             models[f"scorer-{dtype}-{layout}"] = models["ftrl"].to_scorer(dtype, layout)
+    for name, layout, dtype in FACTOR_SCORERS:
+        models[name] = models[name.split("-")[0]].to_scorer(dtype, layout)
     out = {}
     with tempfile.TemporaryDirectory() as d:
         for name, model in models.items():
@@ -186,12 +192,14 @@ def mutations(name: str, data: bytes):
         fields = header["hasher"]["fields"]
         yield "one-field-less", variant(_both("fields", fields[:-1]))
         yield "one-field-more", variant(_both("fields", [*fields, "zz"]))
-    if header["class"] == "Scorer":
+    if header["class"] in ("Scorer", "FactorScorer"):
         for dtype in ("float32", "float16", "int8", "float64", "object"):
             if dtype != header["params"]["dtype"]:
                 yield f"params.dtype={dtype}", variant(_set(["params", "dtype"], dtype))
         for scale in (float("nan"), float("inf"), -1.0, 0.0, "x"):
-            yield f"scale={scale}", variant(_set(["scalars", "scale"], scale))
+            for name in ("scale", "factor_scale"):
+                if name in header["scalars"]:
+                    yield f"{name}={scale}", variant(_set(["scalars", name], scale))
         layout = header["params"].get("layout")
         yield "layout-swapped", variant(_set(
             ["params", "layout"], "dense" if layout == "sparse" else "sparse"))
@@ -203,9 +211,28 @@ def mutations(name: str, data: bytes):
             out = keys.copy()
             out[np.flatnonzero(out != 0xFFFFFFFF)[0]] = (1 << header["hasher"]["bits"]) + 5
             yield "key-out-of-range", partial(build, header, {**arrays, "keys": out.tobytes()})
+            # a Scorer's weights are per slot, a FactorScorer's per row, its slots' rows in "rows"
+            per_slot = "rows" if "rows" in arrays else "weights"
             odd = {**arrays, "keys": keys[:-1].tobytes(),
-                   "weights": arrays["weights"][:len(arrays["weights"]) * (len(keys) - 1) // len(keys)]}
-            yield "table-not-power-of-two", partial(build, header, odd, _shrink_table(len(keys) - 1))
+                   per_slot: arrays[per_slot][:len(arrays[per_slot]) * (len(keys) - 1) // len(keys)]}
+            yield "table-not-power-of-two", partial(build, header, odd,
+                                                    _shrink_table(len(keys) - 1, ("keys", per_slot)))
+        if "rows" in arrays:  # a FactorScorer's slot pointing past its rows
+            rows = np.frombuffer(arrays["rows"], np.uint32).copy()
+            rows[np.flatnonzero(keys != 0xFFFFFFFF)[0]] = len(arrays["weights"])
+            yield "row-out-of-range", partial(build, header, {**arrays, "rows": rows.tobytes()})
+        if header["class"] == "FactorScorer":
+            for value in (-1, 2**53, 2**64, "x", None, 1.5):
+                yield f"seed={value}", variant(_set(["scalars", "seed"], value))
+            for value in (-1.0, float("nan"), float("inf"), "x", None, True):
+                yield f"init_std={value}", variant(_set(["params", "init_std"], value))
+            for value in ("yes", None, 2):
+                yield f"normalize={value}", variant(_set(["params", "normalize"], value))
+            if header["params"]["dtype"] != "int8":  # a stored value that is not finite
+                weights = bytearray(arrays["weights"])
+                weights[-4 if header["params"]["dtype"] == "float32" else -2:] = (
+                    b"\x00\x00\xc0\x7f" if header["params"]["dtype"] == "float32" else b"\x00\x7e")
+                yield "weight-nan", partial(build, header, {**arrays, "weights": bytes(weights)})
     else:
         for label, value in (("negative", -1), ("text", "x"), ("float", 1.5), ("none", None)):
             yield f"n_rows_seen={label}", variant(_set(["scalars", "n_rows_seen_"], value))
@@ -223,10 +250,10 @@ def mutations(name: str, data: bytes):
     yield "file_size-in-header-only", variant(_set(["file_size"], 10**15))
 
 
-def _shrink_table(slots: int):
+def _shrink_table(slots: int, names: tuple[str, ...]):
     def mutate(h):
         for spec in h["arrays"]:
-            if spec["name"] in ("keys", "weights"):
+            if spec["name"] in names:
                 spec["shape"] = [slots]
     return mutate
 
@@ -242,7 +269,6 @@ CHECK = r'''
 import math, os, tempfile
 import numpy as np
 from fastctr import ModelFileError, load
-from fastctr.serving.scorer import Scorer
 from model_files import crafted_file
 
 _dir = tempfile.mkdtemp()
@@ -259,10 +285,10 @@ def check(item):
             continue
         except Exception as e:
             return f"wrong error {type(e).__name__}: {str(e)[:200]}"
-        fields = (model.hasher if isinstance(model, Scorer) else model.hasher_).fields
+        fields = model.hasher_.fields
         row = {name: "1" for name in fields[:4]}
         p = model.predict_one(row)
-        if not isinstance(model, Scorer) and not mmap:
+        if hasattr(model, "partial_fit") and not mmap:
             model.partial_fit([row] * 3, [1, 0, 1])
             p = model.predict_one(row)
         return f"accepted (mmap={mmap}, p={p})"
@@ -288,7 +314,7 @@ def valid_names() -> list[str]:
     """The names of the valid files (written by :func:`crafted_items`)."""
     names = ["ftrl", "fm", "ffm", "ftrl-whole", "fm-whole", "ffm-whole"]
     return names + [f"scorer-{d}-{lay}" for d in ("float32", "float16", "int8")
-                    for lay in ("sparse", "dense")]
+                    for lay in ("sparse", "dense")] + [name for name, _, _ in FACTOR_SCORERS]
 
 
 def crafted_file(directory: str, name: str, i: int) -> tuple[str, bytes]:

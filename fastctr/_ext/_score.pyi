@@ -105,3 +105,55 @@ class TableScorer(DenseScorer):
         scale: float,
         bits: int,
     ) -> None: ...
+
+#: the largest latent dimension a FactorTable scores (the models' k is at most 256)
+MAX_FACTORS: int
+
+class FactorTable:
+    """Scores rows with stored FM or FFM weights: ``weights`` one linear weight per row,
+    ``factors`` (n, k) for FM or (n, n_fields, k) for FFM (float32, float16 as uint16, or
+    int8 times ``scale_w`` / ``scale_v``; ``dtype`` indexes DTYPES); ``keys`` the bucket of
+    each table slot and ``rows`` its row (sparse), or both None (dense: row = bucket). Buckets
+    not stored score with their seeded initial latent values."""
+
+    def __init__(
+        self,
+        hasher: RowHasher,
+        keys: npt.NDArray[np.uint32] | None,
+        rows: npt.NDArray[np.uint32] | None,
+        weights: np.ndarray,
+        factors: np.ndarray,
+        dtype: int,
+        scale_w: float,
+        scale_v: float,
+        bits: int,
+        seed: int,
+        init_scale: float,
+        normalize: bool,
+    ) -> None: ...
+    def predict_one(self, row: _RawRow) -> float:
+        """Probability of a click for one raw row."""
+    def score(
+        self,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        values: npt.NDArray[np.float32],
+        fields: npt.NDArray[np.uint16] | None,
+        out: npt.NDArray[np.float64],
+        start: int,
+        stop: int,
+        proba: bool,
+    ) -> None:
+        """Rows ``start:stop`` of a CSR batch into ``out`` (margins, or with ``proba`` the
+        probabilities of no click and click); the GIL is released. ``fields`` None: every
+        entry interacts (FM only)."""
+
+def fill_initial(
+    buckets: npt.NDArray[np.uint32],
+    fresh: npt.NDArray[np.uint8],
+    out: npt.NDArray[np.float64],
+    seed: int,
+    scale: float,
+) -> None:
+    """``out[r, f, :]`` = the seeded initial latent vector of bucket ``buckets[r]`` towards
+    field f, wherever ``fresh[r, f]``."""

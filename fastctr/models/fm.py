@@ -15,10 +15,12 @@ import numpy as np
 from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
 from fastctr._kernels.ffm import FFMHyper, ffm_fit_splat, ffm_margin_splat
 from fastctr._kernels.fm import DIVERGE_LIMIT, FMHyper, FMState, fm_fit_splat, fm_margin_splat
+from fastctr._kernels.ftrl import ftrl_weights
 from fastctr._validation import Booleans, Interval
 from fastctr.exceptions import DivergenceError
 from fastctr.io.rows import HashedRows
 from fastctr.models.base import NON_NEGATIVE, POSITIVE, OnlineClassifier
+from fastctr.serving.factors import FactorScorer
 
 __all__ = ["FFMClassifier", "FMClassifier"]
 
@@ -73,6 +75,17 @@ class _FactorizationBase(OnlineClassifier):
         hasher = self.hasher_
         return self._scorer_class(RowHasher(hasher._spec, hasher.fields), self._live_state(),
                                   self._hyper())
+
+    def to_scorer(self, dtype: str = "float32", layout: str = "sparse") -> FactorScorer:
+        """A read-only serving artifact: the linear weights and latent vectors of the touched
+        buckets as float32, float16 or int8, in a small table keyed by bucket (``"sparse"``)
+        or one row per bucket (``"dense"``); see
+        :class:`fastctr.serving.factors.FactorScorer`."""
+        self._check_fitted()
+        coef = np.empty(self.zn_.shape[0])
+        ftrl_weights(self._live_state(), self._hyper(), coef)
+        return FactorScorer.from_factors(self.hasher_, coef, self.vg_, self.seed_, self.init_std,
+                                         bool(getattr(self, "normalize", False)), dtype, layout)
 
     def _diverged(self, rows: HashedRows, r: int) -> None:
         # Rows before r were learned: count them, then explain what went wrong and the fix.

@@ -36,7 +36,66 @@ class ScorerState(NamedTuple):
     keys: np.ndarray | None = None
 
 
-class Scorer:
+class ServingScorer:
+    """What the compact serving artifacts share (:class:`Scorer`, and
+    :class:`fastctr.serving.factors.FactorScorer` for FM and FFM): a compiled table
+    (``_table``) with ``predict_one(row)`` and ``score(...)`` over a CSR batch, the hasher
+    of raw rows, the layout, batch scoring on threads and the model-file protocol."""
+
+    hasher: FeatureHasher
+    keys: np.ndarray | None
+    _table: Any
+
+    @property
+    def layout(self) -> str:
+        return "dense" if self.keys is None else "sparse"
+
+    def predict_one(self, row: dict | str | bytes) -> float:
+        """Click probability of one raw row: a dict ``{field: value}``, or one line (str or
+        bytes) of the fields' values in schema order separated by tabs, as in Criteo's test
+        set (no label; an empty value is missing; a final newline is ignored)."""
+        return self._table.predict_one(row)
+
+    def decision_function(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
+        """Margins of a batch of hashed rows, scored by ``n_jobs`` threads (GIL released)."""
+        out = np.empty(rows.n_rows)
+        self._score(rows, out, False, n_jobs)
+        return out
+
+    def predict_proba(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
+        """Probabilities of no click and click for a batch of hashed rows, shape (n, 2)."""
+        out = np.empty((rows.n_rows, 2))
+        self._score(rows, out.reshape(-1), True, n_jobs)
+        return out
+
+    def _score(self, rows: HashedRows, out: np.ndarray, proba: bool, n_jobs: int) -> None:
+        """Rows split into ``n_jobs`` contiguous ranges, each scored in one compiled call."""
+        if not np.isfinite(rows.values).all():  # as the models' batch and single-row paths
+            raise ValueError("X has NaN or infinite feature values; drop them or impute first")
+        bounds = np.linspace(0, rows.n_rows, max(1, n_jobs) + 1).astype(int)
+        args = [(*self._batch_arrays(rows), out, a, b, proba)
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        if len(args) == 1:
+            self._table.score(*args[0])
+        else:
+            for future in [thread_pool(len(args)).submit(self._table.score, *a) for a in args]:
+                future.result()
+
+    def _batch_arrays(self, rows: HashedRows) -> tuple:
+        """The arrays of a batch that the compiled ``score`` reads before ``out``."""
+        return rows.indptr, rows.indices, rows.values
+
+    def save(self, path) -> None:
+        """Write the scorer with the model-file rules (see :func:`fastctr.serving.files.save`)."""
+        save(self, path)
+
+    hasher_ = property(lambda self: self.hasher)
+
+    def _check_fitted(self) -> None:
+        """A scorer always holds weights."""
+
+
+class Scorer(ServingScorer):
     """Hash a raw request and score it in one compiled call; read-only and thread-safe.
 
     Build one with ``model.to_scorer(dtype)``; save it with :meth:`save` and read it back
@@ -88,22 +147,13 @@ class Scorer:
         """Build from a dense weight per bucket (``model.coef_``)."""
         _check_choice("dtype", dtype, DTYPES)
         _check_choice("layout", layout, LAYOUTS)
-        scale = 1.0
-        if dtype == "int8":
-            top = float(np.abs(coef).max())
-            scale = top / 127.0 if top > 0 else 1.0
+        scale = step(coef, dtype)
         stored = _quantise(coef, dtype, scale)
         if layout == "dense":
             return cls(hasher, None, stored, dtype, scale)
-        # numba builds the table: loaded here, when a scorer is made, never to load or score one
-        from fastctr._kernels.scorer import table_slots
-
         buckets = np.flatnonzero(stored).astype(np.uint32)  # zeros, after quantising, pruned
-        capacity_bits = max(4, int(np.ceil(np.log2(max(2 * buckets.size, 1)))))
-        keys = np.full(1 << capacity_bits, EMPTY, np.uint32)
-        weights = np.zeros(1 << capacity_bits, _STORAGE[dtype])
-        slots = table_slots(buckets, capacity_bits)
-        keys[slots] = buckets
+        keys, slots = bucket_table(buckets)
+        weights = np.zeros(keys.shape[0], _STORAGE[dtype])
         weights[slots] = stored[buckets]
         return cls(hasher, keys, weights, dtype, scale)
 
@@ -117,49 +167,8 @@ class Scorer:
         """Bytes of the table (keys and weights)."""
         return self.weights.nbytes + (0 if self.keys is None else self.keys.nbytes)
 
-    def predict_one(self, row: dict | str | bytes) -> float:
-        """Click probability of one raw row: a dict ``{field: value}``, or one line (str or
-        bytes) of the fields' values in schema order separated by tabs, as in Criteo's test
-        set (no label; an empty value is missing; a final newline is ignored)."""
-        return self._table.predict_one(row)
-
-    def decision_function(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
-        """Margins of a batch of hashed rows, scored by ``n_jobs`` threads (GIL released)."""
-        out = np.empty(rows.n_rows)
-        self._score(rows, out, False, n_jobs)
-        return out
-
-    def predict_proba(self, rows: HashedRows, n_jobs: int = 1) -> np.ndarray:
-        """Probabilities of no click and click for a batch of hashed rows, shape (n, 2)."""
-        out = np.empty((rows.n_rows, 2))
-        self._score(rows, out.reshape(-1), True, n_jobs)
-        return out
-
-    def _score(self, rows: HashedRows, out: np.ndarray, proba: bool, n_jobs: int) -> None:
-        """Rows split into ``n_jobs`` contiguous ranges, each scored in one compiled call."""
-        if not np.isfinite(rows.values).all():  # as the models' batch and single-row paths
-            raise ValueError("X has NaN or infinite feature values; drop them or impute first")
-        bounds = np.linspace(0, rows.n_rows, max(1, n_jobs) + 1).astype(int)
-        args = [(rows.indptr, rows.indices, rows.values, out, a, b, proba)
-                for a, b in zip(bounds[:-1], bounds[1:])]
-        if len(args) == 1:
-            self._table.score(*args[0])
-        else:
-            for future in [thread_pool(len(args)).submit(self._table.score, *a) for a in args]:
-                future.result()
-
-    def save(self, path) -> None:
-        """Write the scorer with the model-file rules (see :func:`fastctr.serving.files.save`)."""
-        save(self, path)
-
-    # -- model-file protocol --------------------------------------------------------------
-    hasher_ = property(lambda self: self.hasher)
-
     def get_params(self) -> dict[str, Any]:
         return {"dtype": self.dtype, "layout": self.layout}
-
-    def _check_fitted(self) -> None:
-        """A scorer always holds weights."""
 
     @property
     def state(self) -> ScorerState:
@@ -178,6 +187,28 @@ class Scorer:
 
     def __reduce__(self):
         return (Scorer, (self.hasher, self.keys, self.weights, self.dtype, self.scale))
+
+
+def bucket_table(buckets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of an open-addressing table holding ``buckets`` (uint32, distinct) at most
+    half full (EMPTY elsewhere), and the slot of each bucket, where its values go."""
+    # numba builds the table: loaded here, when a scorer is made, never to load or score one
+    from fastctr._kernels.scorer import table_slots
+
+    capacity_bits = max(4, int(np.ceil(np.log2(max(2 * buckets.size, 1)))))
+    keys = np.full(1 << capacity_bits, EMPTY, np.uint32)
+    slots = table_slots(buckets, capacity_bits)
+    keys[slots] = buckets
+    return keys, slots
+
+
+def step(values: np.ndarray, dtype: str, top: float = 0.0) -> float:
+    """The scale of ``values`` stored as ``dtype``: int8 steps spanning the largest
+    magnitude (at least ``top``), 1 for float32 and float16."""
+    if dtype != "int8":
+        return 1.0
+    top = max(top, float(np.abs(values).max()) if values.size else 0.0)
+    return top / 127.0 if top > 0 else 1.0
 
 
 def _quantise(coef: np.ndarray, dtype: str, scale: float) -> np.ndarray:
