@@ -100,3 +100,32 @@ def test_redis_killed_mid_traffic_degrades_and_recovers(tmp_path, redis_server):
         rid = client.post("/predict", json={"features": own, "entities": {"user": "u2"}}).json()["request_id"]
         assert client.post("/feedback", json={"request_id": rid, "click": 1}).status_code == 200
         assert client.get("/health").json()["redis"]["opened"] >= 1
+
+
+
+def test_a_paused_redis_costs_three_lookups_the_budget_then_none(tmp_path, redis_server):
+    model = trained()
+    path = model_file(tmp_path, model)
+    with TestClient(create_app(path, redis_url=redis_server.url, reload_poll=0)) as client:
+        first = {"features": ROWS[0], "entities": {"user": "u0"}}
+        assert client.post("/predict", json=first).status_code == 200
+        before = client.get("/health").json()["redis"]
+        redis_server.pause()  # SIGSTOP: connections stay open, nothing answers
+        try:
+            for i in range(1, 41):  # one lookup each (an unknown user: not in the local tier)
+                answer = client.post("/predict", json={"features": ROWS[i], "entities": {"user": f"u{i}"}})
+                assert answer.status_code == 200
+                assert answer.json()["ctr_probability"] == model.predict_one(ROWS[i])
+            redis = client.get("/health").json()["redis"]
+        finally:
+            redis_server.resume()
+        assert redis["state"] in ("open", "half-open") and "Timeout" in redis["last_error"]
+        # three lookups waited for the budget and opened the breaker; every later failure was
+        # a probe after a cool-down (re-opening it); every other lookup was refused at once
+        failures = redis["failures"] - before["failures"]
+        assert failures - 3 == redis["opened"] - 1 and failures <= 5
+        assert failures + redis["rejected"] - before["rejected"] == 40
+        time.sleep(1.1)
+        wait_for(lambda: client.post("/predict", json=first).status_code == 200
+                 and client.get("/health").json()["redis"]["state"] == "closed",
+                 what="the probe to close the breaker")
