@@ -74,29 +74,83 @@ def mutated(draw, fmt):
     return fmt, bytes(data)
 
 
-def reader_inputs():
+#: how an input reaches the reader: bytes, another buffer, chunks, a file, a gzip file
+#: (whole, cut or with a flipped byte: damage inside the head read ahead for detection too)
+CONTAINERS = ("bytes", "memoryview", "chunks", "path", "gzip")
+
+
+@st.composite
+def reader_inputs(draw):
     formats = list(SEEDS)
-    return st.one_of(*(mutated(f) for f in formats),
-                     st.tuples(st.sampled_from(formats), st.binary(max_size=200)))
+    fmt, data = draw(st.one_of(*(mutated(f) for f in formats),
+                               st.tuples(st.sampled_from(formats), st.binary(max_size=200))))
+    container = draw(st.sampled_from(CONTAINERS))
+    damage = None
+    if container == "gzip":
+        damage = draw(st.one_of(st.none(), st.tuples(st.sampled_from(["cut", "flip"]),
+                                                     st.integers(0, 2**16), st.integers(1, 255))))
+    cuts = draw(st.lists(st.integers(0, 2**16), max_size=3)) if container == "chunks" else []
+    return {"format": draw(st.sampled_from([fmt, "auto"])), "data": data, "as": container,
+            "damage": damage, "cuts": cuts}
 
 
 READER_CHECK = r'''
+import gzip, os, re, tempfile
 import numpy as np
 from fastctr import ParseError, read_data
+from fastctr.exceptions import DamagedDataError
+
+DIR = tempfile.mkdtemp()
+
+def source_of(item):
+    """The input as the reader gets it, its name in errors, and whether its text is known."""
+    data, kind = item["data"], item["as"]
+    if kind == "bytes":
+        return data, "<bytes>", True
+    if kind == "memoryview":
+        return memoryview(bytearray(data)), "<bytes>", True
+    if kind == "chunks":
+        bounds = [0, *sorted(c % (len(data) + 1) for c in item["cuts"]), len(data)]
+        return [memoryview(data)[a:b] for a, b in zip(bounds, bounds[1:])], "<chunks>", True
+    raw = bytearray(gzip.compress(data, mtime=0) if kind == "gzip" else data)
+    if item["damage"]:
+        op, at, x = item["damage"]
+        at %= len(raw)
+        if op == "cut":
+            del raw[at:]
+        else:
+            raw[at] ^= x
+    path = os.path.join(DIR, "input.gz" if kind == "gzip" else "input.txt")
+    with open(path, "wb") as f:
+        f.write(raw)
+    return path, path, item["damage"] is None
+
+def judge(error, name, text):
+    """A ParseError is "refused" when it names the source and, unless it is about the whole
+    source (damaged gzip, no VW namespace to discover), a line of it."""
+    message = str(error)
+    if not message.startswith(name):
+        return f"does not name {name}: {message[:200]}"
+    line = re.match(r", line (\d+): ", message[len(name):])
+    if line is None:
+        whole = isinstance(error, DamagedDataError) or message[len(name):].startswith(": no VW namespace")
+        return "refused" if whole else f"names no line: {message[:200]}"
+    if text is not None and not 1 <= int(line[1]) <= text.count(b"\n") + 1:
+        return f"names a line that is not there: {message[:200]}"
+    return "refused"
 
 def check(item):
-    fmt, data = item
+    source, name, known = source_of(item)
+    options = {"label": "click"} if item["format"] == "csv" else {}
     try:
-        rows = 0
-        for batch in read_data(data, format=fmt, batch_size=64):
+        for batch in read_data(source, format=item["format"], batch_size=64, **options):
             if not np.isfinite(batch.values).all():
                 return "NaN"
-            rows += batch.n_rows
         return "ok"
-    except ParseError:
-        return "refused"
-    except (ValueError, TypeError) as e:  # refused, but not a ParseError naming the line
-        return f"error {type(e).__name__}"
+    except ParseError as e:
+        return judge(e, name, item["data"] if known else None)
+    except Exception as e:  # refused, but not with a ParseError naming the source and line
+        return f"error {type(e).__name__}: {str(e)[:200]}"
 '''
 
 N_READER = 3000 if LONG else 300
@@ -119,13 +173,18 @@ def draw(strategy, n: int) -> list:
     return out
 
 
-def test_readers_never_crash_hang_or_yield_nan():
+def test_readers_never_crash_hang_or_yield_nan_and_name_file_and_line():
+    # every failure is a ParseError naming the source (path, <bytes>, <chunks>) and, for a
+    # bad line, a line that is there (issue 13, defects 3 and 12)
     inputs = draw(reader_inputs(), N_READER)
     results = run_batches(READER_CHECK, inputs)
-    bad = _bad(inputs, results, lambda r: not (r in ("CRASH", "HANG", "NaN")
-                                               or str(r).startswith(("CRASH", "HANG", "EXIT"))))
-    print(f"{len(inputs)} reader inputs:", {r: results.count(r) for r in set(map(str, results))})
-    assert not bad, bad[:10]
+    print(f"{len(inputs)} reader inputs:", {r: results.count(r) for r in ("ok", "refused")},
+          f"{sum(r not in ('ok', 'refused') for r in results)} other")
+    broken = _bad(inputs, results, lambda r: not (r == "NaN" or str(r).startswith(("CRASH", "HANG",
+                                                                                  "EXIT"))))
+    assert not broken, broken[:10]
+    unnamed = _bad(inputs, results, lambda r: r in ("ok", "refused"))
+    assert not unnamed, unnamed[:10]
 
 
 # -- predict_one: odd rows on every model and scorer -------------------------------------------

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastctr._validation import Constraint, InstanceOf, StrSequence, validate_params
+from fastctr.exceptions import ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.reader import READER_CONSTRAINTS, DelimitedReader
-from fastctr.io.sources import Source, discovery_head
+from fastctr.io.sources import Source, discovery_head, source_name
 
 
 class CSVReader(DelimitedReader):
@@ -42,24 +43,45 @@ class CSVReader(DelimitedReader):
         if self.label is not None and self.label not in header:
             missing.insert(0, self.label)
         if missing:
-            raise ValueError(f"{self.name}: columns {missing} are not in the header {header}")
+            raise ParseError(f"{self.name}, line 1: columns {missing} are not in the header {header}")
         self._set_columns(header, label=self.label)
 
 
-def header_columns(line: bytes, sep: bytes, name: str = "<data>") -> list[str]:
-    """Column names from a header line (UTF-8, unquoted).
+def header_columns(line: bytes, sep: bytes, name: str = "<bytes>") -> list[str]:
+    """Column names from a header line (UTF-8, unquoted, distinct and non-empty); anything
+    else is a ParseError naming ``name``, line 1 and the column.
 
     Examples
     --------
     >>> header_columns(b"id,click,hour", b",")
     ['id', 'click', 'hour']
+    >>> header_columns(b"id,click,id", b",", "log.csv")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fastctr.exceptions.ParseError: log.csv, line 1: column 3 of the header is named 'id' like ...
     """
+    where = f"{name}, line 1"
     if not line.strip():
-        raise ValueError(f"{name}: the first line should be a header naming the columns; it is empty")
+        raise ParseError(f"{where}: expected a header naming the columns; the line is empty")
     if b'"' in line:
-        raise ValueError(f"{name}: quoted CSV is not supported (header {line[:80]!r}); write it "
+        raise ParseError(f"{where}: quoted CSV is not supported (header {line[:80]!r}); write it "
                          "without quotes, e.g. pandas to_csv(quoting=csv.QUOTE_NONE)")
-    return [c.strip() for c in line.decode("utf-8").split(sep.decode())]
+    raw = line.split(sep)
+    columns: list[str] = []
+    for number, cell in enumerate(raw, 1):
+        try:
+            column = cell.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ParseError(f"{where}: column {number} of the header, {cell[:60]!r}, is not UTF-8 "
+                             "text: expected UTF-8 column names") from None
+        if not column:
+            raise ParseError(f"{where}: column {number} of the header has no name: expected a "
+                             f"name for every column (header {line[:80]!r})")
+        if column in columns:
+            raise ParseError(f"{where}: column {number} of the header is named {column!r} like "
+                             f"column {columns.index(column) + 1}: expected distinct column names")
+        columns.append(column)
+    return columns
 
 
 class _OneByte(Constraint):
@@ -96,11 +118,11 @@ def csv_hasher(source: Source | None, *, label: str | None = None, ignore: Seque
     >>> csv_hasher(b"id,click,site\\n1,0,a\\n", label="click", ignore=["id"]).fields
     ('site',)
     """
-    head = discovery_head(source, "a hasher")
-    columns = header_columns(head.split(b"\n", 1)[0].rstrip(b"\r"), _sep_byte(sep))
+    head, name = discovery_head(source, "a hasher"), source_name(source)
+    columns = header_columns(head.split(b"\n", 1)[0].rstrip(b"\r"), _sep_byte(sep), name)
     unknown = [c for c in [label, *ignore, *numeric] if c is not None and c not in columns]
     if unknown:
-        raise ValueError(f"columns {unknown} are not in the header {columns}")
+        raise ParseError(f"{name}, line 1: columns {unknown} are not in the header {columns}")
     fields = [c for c in columns if c != label and c not in set(ignore)]
     return FeatureHasher(fields=fields, numeric=list(numeric), **hasher_params)
 

@@ -19,11 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fastctr._validation import Options, validate_params
+from fastctr.exceptions import ParseError
 from fastctr.io.criteo import read_criteo
 from fastctr.io.csv import csv_hasher, read_csv
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.reader import READER_CONSTRAINTS, BlockReader
-from fastctr.io.sources import Source, first_line
+from fastctr.io.sources import Source, first_line, source_name
 from fastctr.io.sparse import libffm_hasher, libsvm_hasher, read_libffm, read_libsvm, read_vw, vw_hasher
 
 FORMATS = ("criteo", "vw", "libsvm", "libffm", "csv")
@@ -125,7 +126,7 @@ def read_data(source: Source, format: str = "auto", hasher: FeatureHasher | None
     return _READERS[format](source, hasher, batch_size=batch_size, on_error=on_error, **options)
 
 
-def detect_format(line: bytes | None, source: object = "<data>") -> str:
+def detect_format(line: bytes | None, source: Source = "<line>") -> str:
     """The format of a log, told from its first line when that is unambiguous.
 
     39 or 40 tab-separated fields: criteo; a ``|``: vw; every token after the first
@@ -136,8 +137,9 @@ def detect_format(line: bytes | None, source: object = "<data>") -> str:
     >>> [detect_format(x) for x in (b"1 |a x", b"1 0:1:1", b"-1 3:1 5:2", b"id,click,C1")]
     ['vw', 'libffm', 'libsvm', 'csv']
     """
+    name = source_name(source)
     if line is None:
-        raise ValueError(f"cannot read ahead in {source!r} to detect its format: pass format= "
+        raise ValueError(f"cannot read ahead in {name} to detect its format: pass format= "
                          f"one of {FORMATS}")
     tokens = line.split()
     if line.count(b"\t") + 1 in (39, 40):
@@ -151,8 +153,8 @@ def detect_format(line: bytes | None, source: object = "<data>") -> str:
         return "libsvm"
     if b"," in line and not all(_is_number(c) for c in line.split(b",")):
         return "csv"
-    raise ValueError(f"cannot tell the format of {source!r} from its first line {line[:80]!r}: "
-                     f"pass format= one of {FORMATS}")
+    raise ParseError(f"{name}, line 1: cannot tell the format from {line[:80]!r}: expected a "
+                     f"Criteo, VW, libsvm, libffm or CSV line, or pass format= one of {FORMATS}")
 
 
 def _is_number(token: bytes) -> bool:

@@ -1,5 +1,6 @@
-"""Sources of bytes: paths, ``'-'`` (stdin), binary files and bytes chunks, opened as blocks
-of bytes; gzip is detected by content and inflated ahead in a background thread. Also the
+"""Sources of bytes: paths, ``'-'`` (stdin), binary files, bytes-like buffers (bytes,
+bytearray, memoryview, mmap, ...) and iterables of them (chunks), opened as blocks of bytes;
+gzip is detected by content (in paths and files) and inflated ahead in a background thread. Also the
 look-ahead every format's discovery uses (:func:`read_head`, :func:`first_line`) and the
 cutting of block streams at line ends."""
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import BinaryIO
 from fastctr.exceptions import DamagedDataError
 from fastctr.io.ahead import read_ahead
 
-Source = str | os.PathLike | BinaryIO | Iterable[bytes]
+#: anything with the buffer protocol: bytes, bytearray, memoryview, mmap, a numpy array, ...
+BytesLike = bytes | bytearray | memoryview
+Source = str | os.PathLike | BinaryIO | BytesLike | Iterable[BytesLike]
 BLOCK_BYTES = 1 << 20
 #: bytes read from the start of a file to discover VW namespaces, libffm fields or a header
 DISCOVERY_BYTES = 1 << 20
@@ -27,31 +30,87 @@ INFLATE_INPUT = 1 << 16
 
 
 def open_source(source: Source) -> tuple[Iterator[bytes], str]:
-    """Blocks of decompressed bytes from a path, '-' (stdin), a binary file or bytes chunks.
+    """Blocks of decompressed bytes from a path, '-' (stdin), a binary file, a bytes-like
+    buffer or an iterable of them (chunks); and the name errors give the source.
 
-    Gzip is recognised by its magic bytes, not by the file name.
+    Gzip is recognised by its magic bytes, not by the file name. A buffer other than bytes
+    is copied one block at a time, never whole.
 
     Examples
     --------
-    >>> blocks, name = open_source(b"1 |a x\\n")
+    >>> blocks, name = open_source(memoryview(b"1 |a x\\n"))
     >>> list(blocks), name
     ([b'1 |a x\\n'], '<bytes>')
     """
+    name = source_name(source)
     if isinstance(source, (str, os.PathLike)):
-        name = os.fspath(source)
-        if name == "-":
-            return _blocks(sys.stdin.buffer, "<stdin>"), "<stdin>"
+        if os.fspath(source) == "-":
+            return _blocks(sys.stdin.buffer, name), name
         if not os.path.exists(name):
             raise FileNotFoundError(f"no such data file: {name!r}")
         if not os.path.isfile(name) and (peeked := _take_peeked(name)):
             return _replayed_blocks(*peeked, name), name
         return _file_blocks(name), name
+    if (view := byte_view(source)) is not None:
+        return _view_blocks(source, view), name
     if hasattr(source, "read"):
-        name = getattr(source, "name", "<stream>")
         return _blocks(source, name), name
-    if isinstance(source, (bytes, bytearray)):
-        return iter([bytes(source)]), "<bytes>"
-    return iter(source), "<chunks>"
+    return _chunk_blocks(source, name), name
+
+
+def source_name(source: Source) -> str:
+    """How errors name a source: its path, ``<stdin>``, a file's name, ``<bytes>`` for a
+    buffer, ``<chunks>`` for an iterable of them.
+
+    Examples
+    --------
+    >>> source_name("clicks.tsv.gz"), source_name("-"), source_name(bytearray(b"1 |a x"))
+    ('clicks.tsv.gz', '<stdin>', '<bytes>')
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        return "<stdin>" if name == "-" else os.fsdecode(name)
+    if byte_view(source) is not None:
+        return "<bytes>"
+    if hasattr(source, "read"):
+        return str(getattr(source, "name", "<stream>"))
+    return "<chunks>"
+
+
+def byte_view(obj: object) -> memoryview | None:
+    """A flat view of the bytes of a buffer (bytes, bytearray, memoryview, mmap, a numpy
+    array...), without a copy; None for anything else (str is not bytes-like). A buffer that
+    is not contiguous is a TypeError: its bytes are not one run to parse."""
+    if isinstance(obj, (str, os.PathLike)):
+        return None
+    try:
+        view = memoryview(obj)
+    except TypeError:
+        return None
+    if not view.contiguous:
+        raise TypeError(f"a data buffer must be contiguous, got a non-contiguous {type(obj).__name__} "
+                        "(copy it first, e.g. bytes(buffer))")
+    return view.cast("B") if view.format != "B" or view.ndim != 1 else view
+
+
+def _view_blocks(source: object, view: memoryview) -> Iterator[bytes]:
+    """The bytes of a buffer in blocks: bytes as they are, any other buffer copied one block
+    at a time (the parser's Python side searches blocks as bytes)."""
+    if isinstance(source, bytes):
+        if source:
+            yield source
+        return
+    for at in range(0, view.nbytes, BLOCK_BYTES):
+        yield bytes(view[at:at + BLOCK_BYTES])
+
+
+def _chunk_blocks(chunks: Iterable[BytesLike], name: str) -> Iterator[bytes]:
+    """The blocks of an iterable of bytes-like chunks; anything else is a TypeError."""
+    for number, chunk in enumerate(chunks, 1):
+        if (view := byte_view(chunk)) is None:
+            raise TypeError(f"{name}: chunk {number} is a {type(chunk).__name__}; every chunk must "
+                            "be bytes-like (bytes, bytearray, memoryview, mmap)")
+        yield from _view_blocks(chunk, view)
 
 
 def _file_blocks(path: str) -> Iterator[bytes]:
@@ -166,24 +225,39 @@ def _inflated_blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
 
 # -- looking ahead ----------------------------------------------------------------------------
 def read_head(source: Source, limit: int = 65536) -> bytes | None:
-    """The first ``limit`` bytes of a path or bytes source, gunzipped; None for stdin,
-    streams and chunk iterables, which cannot be read twice.
+    """The first ``limit`` bytes of a path, a bytes-like source or a list or tuple of chunks
+    (gunzipped where a path is gzip); None for stdin, streams and other iterables of chunks,
+    which cannot be read twice.
 
     A pipe or FIFO path is read once: its head is kept and :func:`open_source` reads it
-    before the rest, so nothing is lost and nothing is opened twice."""
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source[:limit])
-    if not isinstance(source, (str, os.PathLike)) or (name := os.fspath(source)) == "-":
+    before the rest, so nothing is lost and nothing is opened twice. Gzip data damaged
+    before the end of the first line is a DamagedDataError naming the file (there is no
+    line to look at); damage after it is met by the reader, after the lines before it."""
+    if (view := byte_view(source)) is not None:
+        return bytes(view[:limit])
+    if isinstance(source, (list, tuple)):  # chunks that can be read twice
+        return _joined_head(source, limit)
+    if not isinstance(source, (str, os.PathLike)) or os.fspath(source) == "-":
         return None
+    name = source_name(source)
     if os.path.isfile(name):
         with open(name, "rb") as raw:
-            return _head_of(_buffered(raw), limit)
+            return _head_of(_buffered(raw), limit, name)
     if os.path.exists(name):
-        return _head_of(io.BufferedReader(io.BytesIO(_peek_once(name))), limit)
+        return _head_of(io.BufferedReader(io.BytesIO(_peek_once(name))), limit, name)
     return None
 
 
-def _head_of(stream: BinaryIO, limit: int) -> bytes:
+def _joined_head(chunks: list | tuple, limit: int) -> bytes:
+    head = bytearray()
+    for block in _chunk_blocks(chunks, "<chunks>"):
+        head += block[: limit - len(head)]
+        if len(head) >= limit:
+            break
+    return bytes(head)
+
+
+def _head_of(stream: BinaryIO, limit: int, name: str) -> bytes:
     if stream.peek(2)[:2] != GZIP_MAGIC:
         return stream.read(limit)
     head = b""
@@ -192,8 +266,11 @@ def _head_of(stream: BinaryIO, limit: int) -> bytes:
             head += block
             if len(head) >= limit:
                 break
-    except (EOFError, zlib.error):  # a damaged (or cut) file still has a head to look at
-        pass
+    except (EOFError, zlib.error) as error:  # a damaged (or cut) file may still have a head
+        if b"\n" not in head:
+            raise DamagedDataError(f"{name}: the gzip data is truncated or corrupt after "
+                                   f"{len(head):,} bytes of text, before the end of the first "
+                                   f"line ({error})", text_bytes=len(head), lines=0) from None
     return head[:limit]
 
 
@@ -214,7 +291,8 @@ def discovery_head(source: Source | None, what: str) -> bytes:
     asking for ``what`` where the source cannot be read ahead."""
     head = None if source is None else read_head(source, DISCOVERY_BYTES)
     if head is None:
-        raise ValueError(f"cannot read ahead in {source!r} to discover the schema: pass {what} "
+        where = "no source" if source is None else source_name(source)
+        raise ValueError(f"cannot read ahead in {where} to discover the schema: pass {what} "
                          "(or a hasher built by hasher_for from a file)")
     return head
 

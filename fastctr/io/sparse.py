@@ -29,7 +29,6 @@ with its constant feature, this costs nothing measurable.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 
@@ -42,7 +41,7 @@ from fastctr._validation import Options, validate_params
 from fastctr.exceptions import ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.reader import READER_CONSTRAINTS, Batch, BlockReader
-from fastctr.io.sources import Source, discovery_head, first_line, whole_lines
+from fastctr.io.sources import Source, discovery_head, first_line, source_name, whole_lines
 
 #: VW's name for the namespace of features before any named one (``| a b``)
 VW_DEFAULT_NAMESPACE = " "
@@ -137,7 +136,7 @@ def vw_hasher(source: Source | None = None, *, namespaces: Sequence[str] | None 
     ('user', 'ad', 'other')
     """
     if namespaces is None:
-        namespaces = vw_namespaces(discovery_head(source, "namespaces"))
+        namespaces = vw_namespaces(discovery_head(source, "namespaces"), source_name(source))
     names = list(namespaces)
     if unknown_namespace == OTHER and OTHER not in names:
         names.append(OTHER)
@@ -154,28 +153,37 @@ def libffm_hasher(source: Source | None = None, *, n_fields: int | None = None,
     """The FeatureHasher of libffm lines: fields ``"0"`` .. ``str(n_fields - 1)``, their number
     declared or discovered from ``source``."""
     if n_fields is None:
-        n = libffm_n_fields(discovery_head(source, "n_fields"), _source_name(source))
+        n = libffm_n_fields(discovery_head(source, "n_fields"), source_name(source))
     else:  # checked before the names are made: n_fields=10**8 would make 100M of them
         validate_params(READER_CONSTRAINTS, {"n_fields": n_fields}, "libffm_hasher")
         n = n_fields
     return FeatureHasher(fields=[str(f) for f in range(n)], **hasher_params)
 
 
-def _source_name(source: Source) -> str:
-    """How errors name a source that can be read ahead (a path, or bytes)."""
-    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "<bytes>"
-
-
-def vw_namespaces(head: bytes) -> list[str]:
+def vw_namespaces(head: bytes, name: str = "<bytes>") -> list[str]:
     """Namespace names of VW lines in order of first appearance ('' is VW's ``" "``).
+
+    A namespace name that is not UTF-8, or lines without any namespace, are a ParseError
+    naming ``name`` (and the line).
 
     Examples
     --------
     >>> vw_namespaces(b"1 |a x |b y\\n-1 'tag| z |c:2 w\\n")
     ['a', 'b', ' ', 'c']
     """
-    names = dict.fromkeys(m.decode() or VW_DEFAULT_NAMESPACE
-                          for m in re.findall(rb"\|([^\s|:]*)", whole_lines(head)))
+    head = whole_lines(head)
+    names: dict[str, None] = {}
+    for match in re.finditer(rb"\|([^\s|:]*)", head):
+        try:
+            names[match[1].decode() or VW_DEFAULT_NAMESPACE] = None
+        except UnicodeDecodeError:
+            line = head.count(b"\n", 0, match.start()) + 1
+            raise ParseError(f"{name}, line {line}: namespace {match[1][:60]!r} is not UTF-8 text: "
+                             "expected UTF-8 namespace names (they name the hasher's fields)") from None
+    if not names:
+        raise ParseError(f"{name}: no VW namespace ('|name') in its first {len(head):,} bytes to "
+                         "discover the fields from: expected lines 'label [importance] [tag]|namespace "
+                         "feature ...', or pass namespaces=")
     return list(names)
 
 
