@@ -82,6 +82,21 @@ def test_batch_scores_as_predict_proba(served, model):
     assert np.allclose(answer["predictions"], [model.predict_one(r) for r in rows[:3]], atol=1e-12)
 
 
+def test_batch_of_lines_scores_as_predict_one(served, model):
+    """Lines go through the compiled reader in one pass, or row by row where the reader
+    would split or skip one (an empty line, a newline or carriage return inside)."""
+    lines = [line_of(r) for r in ROWS[400:600]]
+    for batch in (lines, lines[:5] + [""] + lines[5:9], ["\t\t\t5\n7", "3\r"] + lines[:3]):
+        answer = served.post("/predict", json={"rows": [{"line": line} for line in batch]})
+        if any("\n" in line for line in batch):  # one row's line holds two: refused, named
+            assert answer.status_code == 422 and answer.json()["field"] == "rows[0]"
+            continue
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [model.predict_one(line) for line in batch]
+    bad = served.post("/predict", json={"rows": [{"line": lines[0]}, {"line": "x\ty"}]})
+    assert bad.status_code == 422 and bad.json()["field"] == "rows[1]"
+
+
 @pytest.mark.parametrize("kind", ["fm", "ffm"])
 def test_factorization_machines_serve_and_learn(tmp_path, kind):
     model = trained(MODELS[kind], rows=300)

@@ -466,13 +466,17 @@ def _score_one(served: ServedModel, raw, where: str) -> float:
 
 
 def _score_batch(served: ServedModel, raws: list) -> np.ndarray:
-    """Click probabilities of a batch: dict rows hashed in one compiled call and scored in
-    another; a batch with lines hashes row by row (each row in one compiled call)."""
+    """Click probabilities of a batch, hashed in one compiled call (dict rows, or lines
+    through the compiled reader) and scored in another; a batch of both forms (or of lines
+    the reader cannot take) is hashed row by row, each row in one compiled call."""
     model = served.model
     try:
+        rows = None
         if all(type(raw) is dict for raw in raws):
             rows = model.hasher_.transform(raws)
-        else:
+        elif all(type(raw) is str for raw in raws):
+            rows = served.hash_lines(raws)
+        if rows is None:
             rows = _hash_each(served, raws)
         return np.ascontiguousarray(model.predict_proba(rows)[:, 1])
     except (TypeError, ValueError):

@@ -106,24 +106,26 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
 
 def parse_batch(items: list, served, features: FeatureStore) -> tuple[list, list[str | None]]:
     """The rows of a batch as raw rows and their request ids (None: to be generated). A
-    batch of ``{"features": {...}}`` rows alone (the common one) is checked with a few
-    C-level calls a row; any other is parsed row by row (naming the row at fault)."""
+    batch of ``{"features": {...}}`` rows alone, or of ``{"line": "..."}`` rows alone, is
+    checked with a few C-level calls a row; any other is parsed row by row (naming the row
+    at fault)."""
     if all(type(r) is dict and len(r) == 1 and "features" in r for r in items):
         raws = [r["features"] for r in items]
         if all(type(f) is dict and VALUE_TYPES.issuperset(map(type, f.values())) for f in raws):
+            return raws, [None] * len(raws)
+    elif all(type(r) is dict and len(r) == 1 and "line" in r for r in items):
+        raws = [r["line"] for r in items]
+        if all(type(line) is str for line in raws):
             return raws, [None] * len(raws)
     parsed = [parse_row(row, f"rows[{i}]", served, features) for i, row in enumerate(items)]
     return [raw for raw, _ in parsed], [rid for _, rid in parsed]
 
 
 def new_ids(n: int) -> list[str]:
-    """``n`` request ids for a batch: random 128-bit numbers in hex (32 characters),
-    consecutive from a random start (one draw of the OS's randomness, not one a row)."""
-    start = int.from_bytes(os.urandom(16), "little")
-    return [f"{(start + i) & _MASK128:032x}" for i in range(n)]
-
-
-_MASK128 = (1 << 128) - 1
+    """``n`` request ids for a batch: random 128-bit numbers in hex (32 characters), cut
+    from one draw of the OS's randomness (not one draw a row)."""
+    text = os.urandom(16 * n).hex()
+    return [text[i:i + 32] for i in range(0, 32 * n, 32)]
 
 
 def _positional(row: dict, where: str, served) -> dict:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fastctr._ext._score import RowHasher
+from fastctr.io.reader import DelimitedReader
 from fastctr.io.rows import HashedRows
 from fastctr.service.stores import Impression
 from fastctr.serving.files import load
@@ -92,6 +93,22 @@ class ServedModel:
         indices, values, fields = self.row_hasher.hash_row(row)
         return Impression(indices.tobytes(), values.tobytes(), fields.tobytes(), self.version,
                           p=p)
+
+    def hash_lines(self, lines: list[str]) -> HashedRows | None:
+        """Lines hashed in one pass of the compiled reader (which hashes a line as
+        ``predict_one`` does); None when a line has a newline, a carriage return or nothing
+        (the reader would split or skip it: hash such a batch row by row). A ParseError
+        (ValueError) when a line does not parse."""
+        text = "\n".join(lines)
+        if text.count("\n") != len(lines) - 1 or "\r" in text:
+            return None
+        hasher = self.model.hasher_
+        batches = list(DelimitedReader(text.encode(), hasher.fields, hasher,
+                                       batch_size=max(1, len(lines))))
+        if len(batches) != 1 or batches[0].n_rows != len(lines):
+            return None
+        rows = batches[0]
+        return HashedRows(rows.indptr, rows.indices, rows.values, rows.fields)
 
     def learn(self, impressions: list[Impression], clicks: list[int]) -> None:
         """Learn the impressions with their clicks, in order, in one ``partial_fit`` (the
