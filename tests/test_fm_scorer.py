@@ -236,6 +236,32 @@ def test_unlearned_buckets_score_as_the_model():
         assert scorer.predict_one(row) == pytest.approx(model.predict_one(row), abs=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("kind,dtype", [("fm", "int8"), ("ffm", "float16")])
+def test_the_service_serves_factor_scorers_as_predict_one(tmp_path, kind, dtype):
+    from fastapi.testclient import TestClient
+    from service_models import LABELS, MODELS, ROWS, line_of, positional_of
+
+    from fastctr.service import create_app
+
+    scorer = MODELS[kind](bits=18).fit(ROWS[:300], LABELS[:300]).to_scorer(dtype)
+    path = tmp_path / "scorer.fctr"
+    scorer.save(path)
+    with TestClient(create_app(path, reload_poll=0, mmap=True)) as client:
+        assert client.get("/model").json()["class"] == "FactorScorer"
+        for row in ROWS[300:310]:
+            for body in ({"features": row}, {"line": line_of(row)}, positional_of(row)):
+                answer = client.post("/predict", json=body)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["ctr_probability"] == scorer.predict_one(row)
+        rows = ROWS[300:400]
+        for form in ({"features": r} for r in rows), ({"line": line_of(r)} for r in rows):
+            answer = client.post("/predict", json={"rows": list(form)})
+            assert answer.status_code == 200, answer.text
+            np.testing.assert_allclose(answer.json()["predictions"],
+                                       [scorer.predict_one(r) for r in rows], atol=1e-12)
+
+
 # -- crafted files and odd rows, in child interpreters (a crash is a counted failure) ------------
 def test_crafted_factor_scorer_files_are_refused():
     from model_files import CHECK, FACTOR_SCORERS, crafted_items
