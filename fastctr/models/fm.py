@@ -88,21 +88,32 @@ class _FactorizationBase(OnlineClassifier):
                                          bool(getattr(self, "normalize", False)), dtype, layout)
 
     def _diverged(self, rows: HashedRows, r: int) -> None:
-        # Rows before r were learned: count them, then explain what went wrong and the fix.
+        # Rows before r were learned: count them, then say what the row held and every
+        # possible cause with its fix (the values are only one of them).
         name = type(self).__name__
         self.n_rows_seen_ += r
         row = rows[r : r + 1]
         m = np.empty(1)
         self._margins(row, m)
         biggest = float(np.abs(row.values).max()) if row.nnz else 0.0
+        weight = "1" if row.weights is None else f"{float(row.weights[0]):.3g}"
+        label = "" if row.labels is None else f", label {float(row.labels[0]):g}"
+        k = self.vg_.shape[-1] // 2
+        latent = float(np.abs(self.vg_[row.indices, ..., :k]).max()) if row.nnz else 0.0
         raise DivergenceError(
-            f"{name} diverged at row {r} of this batch (row {self.n_rows_seen_} overall): its "
-            f"margin or latent energy left the finite range (margin {m[0]:.3g}, limit "
-            f"{DIVERGE_LIMIT:.0e}); its largest |feature value| is {biggest:.3g}. Likely cause: "
-            f"unscaled feature values or a learning rate too large (eta={self.eta!r}). Fix: "
+            f"{name} diverged at row {r} of this batch (row {self.n_rows_seen_} overall, counted "
+            f"from 0): its margin or latent energy left the finite range (margin {m[0]:.3g}, "
+            f"limit {DIVERGE_LIMIT:.0e}). That row: largest |feature value| {biggest:.3g}, "
+            f"importance weight {weight}{label}, largest |latent factor| of its buckets "
+            f"{latent:.3g}. Possible causes: (1) a learning rate too high "
+            f"for the data: lower eta (latent factors, eta={self.eta!r}) and/or alpha (linear "
+            f"part, alpha={self.alpha!r}), e.g. by 10x; (2) huge or non-finite feature values: "
             "scale numeric features (numeric_transform='log1p' or 'bin', or rescale the values "
-            "to about [-10, 10]) and/or lower eta (e.g. by 10x). The rows before it were "
-            "learned and the state is finite; that row and the rest of the batch were not."
+            "to about [-10, 10]); (3) a huge importance weight (sample_weight or a VW "
+            "importance multiplies the row's every step); (4) model weights already huge (a "
+            "state learned at too high a rate, or set by hand): start from a fresh model. The "
+            "rows before it were learned and the state is finite; that row and the rest of the "
+            "batch were not."
         )
 
     @property
