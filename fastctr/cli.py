@@ -268,6 +268,9 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=INT["count"], default=1, help="worker processes")
     se.add_argument("--redis", metavar="URL", help="Redis for impressions and entity features "
                     "(redis://host:port/db); default: in-process stores")
+    se.add_argument("--redis-timeout", type=_checked(float, SECONDS), default=0.05,
+                    metavar="SECONDS", help="most time one Redis call may take; 3 slower or "
+                    "failed calls in a row open the circuit breaker (served without Redis)")
     se.add_argument("--learn", action="store_true",
                     help="learn from POST /feedback (a model file, not a Scorer)")
     se.add_argument("--snapshot-every", type=_checked(float, SECONDS), metavar="SECONDS",
@@ -736,7 +739,8 @@ def cmd_serve(args) -> int:
                        "impressions through it and one of them learns")
     settings = Settings(os.path.abspath(args.model), learn=args.learn,
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
-                        max_batch=args.max_batch, impression_ttl=args.impression_ttl)
+                        max_batch=args.max_batch, impression_ttl=args.impression_ttl,
+                        redis_timeout=args.redis_timeout)
     app = build_app(settings)  # a bad model file is refused before listening
     options = {"host": args.host, "port": args.port, "access_log": args.access_log}
     if args.workers == 1:

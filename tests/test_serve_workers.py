@@ -29,7 +29,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [FASTCTR, "serve", str(model_path), "--port", str(self.port), "--workers", str(workers),
-             "--redis", redis_url, "--learn", *options],
+             "--redis", redis_url, "--learn", "--redis-timeout", "2", *options],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while True:

@@ -25,6 +25,8 @@ def wait_for(condition, timeout=10.0, what="condition"):
 
 
 def worker(path, url, **kw):
+    # a budget this loaded test machine keeps (the default 50 ms is tested with a paused Redis)
+    kw.setdefault("redis_timeout", 2.0)
     return TestClient(create_app(path, learn=True, redis_url=url, snapshot_every=0.1,
                                  reload_poll=0.05, **kw))
 
@@ -129,3 +131,19 @@ def test_a_paused_redis_costs_three_lookups_the_budget_then_none(tmp_path, redis
         wait_for(lambda: client.post("/predict", json=first).status_code == 200
                  and client.get("/health").json()["redis"]["state"] == "closed",
                  what="the probe to close the breaker")
+
+
+def test_services_of_two_models_share_a_redis_apart(tmp_path, redis_url):
+    paths = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        paths.append(model_file(tmp_path / name))
+    with worker(paths[0], redis_url) as a, worker(paths[1], redis_url) as b:
+        for client in (a, b):  # the same request id in each: no conflict
+            answer = client.post("/predict", json={"features": ROWS[0], "request_id": "same"})
+            assert answer.status_code == 200
+        assert a.post("/feedback", json={"request_id": "same", "click": 1}).status_code == 200
+        learners = [c.app.state.stores.shared.learner for c in (a, b)]
+        wait_for(lambda: learners[0].learned == 1, what="a's learner")
+        assert learners[1].is_learner and learners[1].learned == 0
+        assert b.post("/feedback", json={"request_id": "same", "click": 0}).status_code == 200

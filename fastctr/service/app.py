@@ -67,6 +67,8 @@ class Settings:
     redis_url : Redis for impressions and entity features (None: in-process stores)
     max_batch : most rows in one predict or feedback request
     impression_ttl, max_impressions : how long, and how many, impressions are kept for feedback
+    redis_timeout : seconds one Redis call may take (connect, answer) before it counts as a
+        failure of Redis (the circuit breaker opens after 3 in a row)
     feature_ttl, max_features : the same for entity features
     max_body : largest request body in bytes
     reload_poll : seconds between looks at the model file for a new one (0: no watching)
@@ -84,6 +86,7 @@ class Settings:
     max_impressions: int = 1_000_000
     feature_ttl: float = 3600.0
     max_features: int = 100_000
+    redis_timeout: float = 0.05
     max_body: int = 8 << 20
     reload_poll: float = 1.0
     mmap: bool = False
@@ -92,7 +95,7 @@ class Settings:
         for name in ("max_batch", "max_impressions", "max_features", "max_body"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
-        for name in ("impression_ttl", "feature_ttl"):
+        for name in ("impression_ttl", "feature_ttl", "redis_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0 seconds; got {getattr(self, name)!r}")
         if self.snapshot_every is not None and not self.snapshot_every > 0:
@@ -138,7 +141,8 @@ def build_stores(settings: Settings) -> Stores:
         shared = shared_stores(settings.model_path, redis_url=settings.redis_url,
                                learn=settings.learn, impression_ttl=settings.impression_ttl,
                                feature_ttl=settings.feature_ttl, max_features=settings.max_features,
-                               snapshot_every=settings.snapshot_every)
+                               snapshot_every=settings.snapshot_every,
+                               timeout=settings.redis_timeout)
         return Stores(shared.impressions, shared.features, shared)
     impressions = (LocalImpressionStore(settings.max_impressions, settings.impression_ttl)
                    if settings.learn else None)

@@ -6,6 +6,8 @@ learns from it while every worker serves the model file (see :mod:`fastctr.servi
 """
 from __future__ import annotations
 
+import os
+import zlib
 from dataclasses import dataclass
 
 from fastctr.service.learner import FeedbackQueue, Learner
@@ -65,7 +67,9 @@ def shared_stores(model_path: str, *, redis_url: str, learn: bool, impression_tt
     >>> shared.health()[0]["redis"]["state"], shared.health()[0]["redis"]["failures"]
     ('closed', 1)
     """
-    link = RedisLink(redis_url, timeout=timeout)
+    # one key space per served model: two services of two models may share a Redis
+    path_id = zlib.crc32(os.path.abspath(model_path).encode())
+    link = RedisLink(redis_url, timeout=timeout, prefix=f"fastctr:{path_id:08x}:")
     features = TieredFeatureStore(
         LocalFeatureStore(max_features, min(feature_ttl, LOCAL_FEATURE_TTL)),
         RedisFeatureStore(link, feature_ttl))
