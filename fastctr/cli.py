@@ -748,7 +748,13 @@ def cmd_serve(args) -> int:
     else:  # each worker builds the app from the environment (uvicorn --factory)
         del app
         os.environ.update(settings.to_env())
-        uvicorn.run("fastctr.service.app:from_env", factory=True, workers=args.workers, **options)
+        # the workers share their metrics and /stats figures through one fresh directory
+        # (prometheus-client's multiprocess mode; see fastctr.service.telemetry)
+        with tempfile.TemporaryDirectory(prefix="fastctr-serve-") as stats_dir:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stats_dir
+            os.environ["FASTCTR_SERVE_STATS_DIR"] = json.dumps(stats_dir)
+            uvicorn.run("fastctr.service.app:from_env", factory=True, workers=args.workers,
+                        **options)
     return EXIT_OK
 
 

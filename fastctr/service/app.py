@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ from fastctr.service.stores import (
     LocalFeatureStore,
     LocalImpressionStore,
 )
+from fastctr.service.telemetry import TICK, Telemetry, endpoint_of, state_of
 
 log = logging.getLogger("fastctr.service")
 
@@ -65,34 +67,40 @@ class Settings:
     learn : feedback teaches the model (a trainable model file)
     snapshot_every : seconds between snapshots of a learning model to ``model_path`` (None: never)
     redis_url : Redis for impressions and entity features (None: in-process stores)
-    max_batch : most rows in one predict or feedback request
-    impression_ttl, max_impressions : how long, and how many, impressions are kept for feedback
     redis_timeout : seconds one Redis call may take (connect, answer) before it counts as a
         failure of Redis (the circuit breaker opens after 3 in a row)
+    max_batch : most rows in one predict or feedback request
+    impression_ttl, max_impressions : how long, and how many, impressions are kept for feedback
     feature_ttl, max_features : the same for entity features
     max_body : largest request body in bytes
     reload_poll : seconds between looks at the model file for a new one (0: no watching)
     mmap : map a Scorer's (or a non-learning model's) arrays read-only instead of reading
         them; the file must then be replaced by rename only (``model.save`` does): a file
         rewritten in place under a mapping kills the process (SIGBUS)
+    quality_window : labelled impressions the live quality figures are computed over
+    stats_dir : the directory the workers of ``fastctr serve --workers N`` share for
+        /metrics and /stats (see :mod:`fastctr.service.telemetry`); None: one process
     """
 
     model_path: str
     learn: bool = False
     snapshot_every: float | None = None
     redis_url: str | None = None
+    redis_timeout: float = 0.05
     max_batch: int = 1000
     impression_ttl: float = 3600.0
     max_impressions: int = 1_000_000
     feature_ttl: float = 3600.0
     max_features: int = 100_000
-    redis_timeout: float = 0.05
     max_body: int = 8 << 20
     reload_poll: float = 1.0
     mmap: bool = False
+    quality_window: int = 100_000
+    stats_dir: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_impressions", "max_features", "max_body"):
+        for name in ("max_batch", "max_impressions", "max_features", "max_body",
+                     "quality_window"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
         for name in ("impression_ttl", "feature_ttl", "redis_timeout"):
@@ -193,10 +201,20 @@ def build_app(settings: Settings) -> FastAPI:
                   description="Click-through-rate predictions, click feedback and entity "
                               "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
+    app.telemetry = app.state.telemetry = _telemetry(settings, stores)
     _install_errors(app)
     _routes(app, settings, holder, stores)
     _install_openapi(app)
     return app
+
+
+def _telemetry(settings: Settings, stores: Stores) -> Telemetry:
+    telemetry = Telemetry(stats_dir=settings.stats_dir, quality_window=settings.quality_window)
+    learner = stores.shared.learner if stores.shared is not None else None
+    if learner is not None:  # the learner sees the labelled clicks: it feeds the monitor
+        learner.on_learn = lambda taken, clicks: telemetry.learned(
+            [imp.p for imp in taken], clicks, [imp.arm for imp in taken])
+    return telemetry
 
 
 class ServiceApp(FastAPI):
@@ -211,6 +229,7 @@ class ServiceApp(FastAPI):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._fast: dict[tuple[str, str], Any] = {}
+        self.telemetry: Telemetry | None = None  # counts every HTTP request when set
 
     def fast(self, endpoint):
         """Decorator (under the route's own): answer this route on the fast way."""
@@ -220,6 +239,23 @@ class ServiceApp(FastAPI):
         return endpoint
 
     async def __call__(self, scope, receive, send) -> None:
+        telemetry = self.telemetry
+        if telemetry is None or scope["type"] != "http":
+            await self._dispatch(scope, receive, send)
+            return
+        start, status = time.perf_counter(), [500]
+
+        async def sent(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._dispatch(scope, receive, sent)
+        finally:
+            telemetry.observe(endpoint_of(scope["path"]), status[0], time.perf_counter() - start)
+
+    async def _dispatch(self, scope, receive, send) -> None:
         endpoint = self._fast.get((scope.get("method"), scope.get("path"))) \
             if scope["type"] == "http" and not scope.get("root_path") else None
         if endpoint is None:
@@ -281,6 +317,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     max_body, max_batch = settings.max_body, settings.max_batch
     features, impressions = stores.features, stores.impressions
     queue = stores.shared.queue if stores.shared is not None else None
+    telemetry = app.telemetry
 
     @app.fast  # (outermost: FastAPI's decorator has added the route)
     @app.post("/predict", openapi_extra=_body(schemas.Row, schemas.BatchRequest),
@@ -293,6 +330,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             return _predict_batch(doc, served)
         raw, rid = parse_row(doc, "", served, features)
         p = _score_one(served, raw, "")
+        telemetry.scored(1)
         rid = rid or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
         if impressions is not None:
             _keep(served, raw, p, rid, "request_id")
@@ -303,6 +341,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         items = _batch(doc, "rows")
         raws, given = parse_batch(items, served, features)
         p = _score_batch(served, raws)
+        telemetry.scored(len(raws))
         ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
         if impressions is not None:
             for i, (raw, rid) in enumerate(zip(raws, ids)):
@@ -360,6 +399,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             outcome = queue.label([rid], [click])[0]
             if isinstance(outcome, Exception):
                 raise _refusal(outcome, "request_id") from None
+            telemetry.received_labels(1)
             return _json({"learned": 1, "model_version": served.version, "results": None})
         try:
             impression = impressions.take(rid)
@@ -377,6 +417,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                    else {"request_id": rid, "status": _refusal(o, "").status, "detail": o.args[0]}
                    for (rid, _), o in zip(items, outcomes)]
         queued = sum(r["status"] == 200 for r in results)
+        telemetry.received_labels(queued)
         return _json({"learned": queued, "model_version": served.version, "results": results})
 
     def _refusal(error: Exception, field: str) -> ClientError:
@@ -400,6 +441,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     def _learn(served: ServedModel, taken: list[Impression], clicks: list[int]) -> None:
         if not taken:
             return
+        telemetry.received_labels(len(taken))
         try:
             served.learn(taken, clicks)
         except ValueError as e:  # hashed for a model since replaced by one of other bits
@@ -425,13 +467,22 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     @app.get("/health", responses={200: {"model": schemas.Health}},
              summary="live / ready / degraded, with the reasons")
     async def health() -> Response:
-        reasons = list(holder.problems.values())
-        shared_info, shared_reasons = stores.shared.health() if stores.shared else ({}, [])
-        reasons += shared_reasons
+        reasons, shared_info = _reasons(app)
         return _json({"status": "degraded" if reasons else "ok", "live": True, "ready": True,
                       "reasons": reasons, "model_version": holder.current.version,
                       "impressions": None if impressions is None or stores.shared else len(impressions),
                       "features": features.stats(), **shared_info})
+
+    @app.get("/metrics", include_in_schema=True,
+             summary="Prometheus metrics (text format), every worker's together")
+    async def metrics() -> Response:
+        body, content_type = await asyncio.to_thread(telemetry.metrics)
+        return Response(body, media_type=content_type)
+
+    @app.get("/stats", summary="Traffic, latency, errors, CPU, feature-cache hits and the live "
+                               "model quality (and A/B report), as JSON (fields in the README)")
+    async def stats() -> Response:
+        return _json(await asyncio.to_thread(telemetry.stats, _state(app)))
 
     @app.put("/features/{entity}/{key}", openapi_extra=_body(schemas.EntityFeatures),
              responses={200: {"model": schemas.EntityFeatures}, 422: {"model": schemas.Error}},
@@ -458,6 +509,24 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         if values is None:
             raise ClientError(404, "", f"no features stored for {entity} {key!r} (or expired)")
         return _json({"features": values, "ttl": None})
+
+
+def _reasons(app: FastAPI) -> tuple[list[str], dict]:
+    """(why the service is degraded, what /health shows of Redis and the learner)."""
+    stores = app.state.stores
+    reasons = list(app.state.holder.problems.values())
+    shared_info, shared_reasons = stores.shared.health() if stores.shared else ({}, [])
+    reasons += shared_reasons
+    reasons += [f"model quality: {w}" for w in app.state.telemetry.quality_warnings()]
+    return reasons, shared_info
+
+
+def _state(app: FastAPI) -> dict:
+    """What the telemetry reads of the app once a second (and for /stats)."""
+    served = app.state.holder.current
+    reasons, shared_info = _reasons(app)
+    return state_of(served.version, served.loaded_at, reasons, app.state.stores.features.stats(),
+                    shared_info)
 
 
 def _score_one(served: ServedModel, raw, where: str) -> float:
@@ -551,6 +620,7 @@ async def _lifespan(app: FastAPI):
         tasks.append(asyncio.create_task(_watch(holder, settings.reload_poll)))
     if settings.learn and settings.snapshot_every:
         tasks.append(asyncio.create_task(_snapshots(holder, settings.snapshot_every)))
+    tasks.append(asyncio.create_task(_ticks(app)))
     try:
         yield
     finally:
@@ -562,6 +632,7 @@ async def _lifespan(app: FastAPI):
             await asyncio.to_thread(holder.snapshot)
         if learner is not None:  # drains the queue and snapshots if this worker learns
             await asyncio.to_thread(learner.stop)
+        app.state.telemetry.close()
 
 
 async def _watch(holder: ModelHolder, every: float) -> None:
@@ -572,6 +643,17 @@ async def _watch(holder: ModelHolder, every: float) -> None:
         if holder.file_changed():
             with contextlib.suppress(OSError, ValueError):
                 await asyncio.to_thread(holder.reload, True)
+
+
+async def _ticks(app: FastAPI) -> None:
+    """Once a second: the state metrics refreshed, quality warnings logged, this worker's
+    figures published for the others (see :mod:`fastctr.service.telemetry`)."""
+    while True:
+        await asyncio.sleep(TICK)
+        try:
+            await asyncio.to_thread(app.state.telemetry.tick, _state(app))
+        except Exception:  # never let a reporting failure stop the ticks
+            log.exception("telemetry tick failed")
 
 
 async def _snapshots(holder: ModelHolder, every: float) -> None:

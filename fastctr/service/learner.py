@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fastctr.service.breaker import Unavailable
@@ -179,6 +180,8 @@ class Learner:
         self.snapshot_every, self.batch, self.poll = float(snapshot_every), int(batch), float(poll)
         self.lock = LearnerLock(self.path)
         self.model: ServedModel | None = None  # our own copy, loaded when we got the lock
+        # called with (impressions, clicks) after each batch learned (the live quality monitor)
+        self.on_learn: Callable[[list[Impression], list[int]], None] | None = None
         self.learned = self.snapshots = self.errors = self.dropped = 0
         self.last_error = ""
         self._failing = False  # an error is logged when it starts, not at every retry
@@ -232,6 +235,8 @@ class Learner:
         if impressions:
             self.model.learn(impressions, clicks)
             self.learned += len(impressions)
+            if self.on_learn is not None:
+                self.on_learn(impressions, clicks)
         return len(impressions)
 
     def snapshot(self) -> bool:

@@ -1,0 +1,155 @@
+"""Operating the service (issue 16): /metrics in Prometheus text format, /stats, the live
+quality monitor fed by feedback with its warnings in /health; one real uvicorn run with two
+workers whose /metrics sums both."""
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from service_models import ROWS, model_file, trained
+
+from fastctr.online.monitor import QualityMonitor
+from fastctr.service import create_app
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def samples(text: str) -> dict:
+    """{(sample name, sorted labels): value} of a /metrics body."""
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    return model_file(tmp_path_factory.mktemp("ops"), trained())
+
+
+def test_metrics_count_the_traffic_sent(model_path, tmp_path):
+    path = model_file(tmp_path, trained())
+    client = TestClient(create_app(path, learn=True, reload_poll=0))
+    ids = [client.post("/predict", json={"features": ROWS[i]}).json()["request_id"]
+           for i in range(7)]
+    assert client.post("/predict", json={"features": {"nope": 1}}).status_code == 422
+    batch = client.post("/predict", json={"rows": [{"features": r} for r in ROWS[10:15]]})
+    assert batch.status_code == 200
+    for rid in ids[:4]:
+        assert client.post("/feedback", json={"request_id": rid, "click": 1}).status_code == 200
+    assert client.post("/feedback", json={"request_id": ids[0], "click": 1}).status_code == 409
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    m = samples(answer.text)
+    req = "fastctr_requests_total"
+    assert m[(req, (("endpoint", "/predict"), ("status", "200")))] == 8
+    assert m[(req, (("endpoint", "/predict"), ("status", "422")))] == 1
+    assert m[(req, (("endpoint", "/feedback"), ("status", "200")))] == 4
+    assert m[(req, (("endpoint", "/feedback"), ("status", "409")))] == 1
+    assert m[("fastctr_request_duration_seconds_count", (("endpoint", "/predict"),))] == 9
+    assert m[("fastctr_rows_scored_total", (("arm", "main"),))] == 12
+    assert m[("fastctr_feedback_received_total", ())] == 4
+    assert m[("fastctr_feedback_learned_total", ())] == 4
+    assert m[("fastctr_quality_rows", ())] == 4
+    assert m[("fastctr_quality_ctr", ())] == 1.0
+
+
+def test_stats_quality_equals_a_monitor_fed_the_same_clicks(model_path, tmp_path):
+    """/stats' model quality is QualityMonitor's over the (p, click) learned, in order; the
+    click rate falling from 80% to 5% halfway (the model lags behind) raises calibration and
+    drift warnings, shown in /health."""
+    path = model_file(tmp_path, trained())
+    client = TestClient(create_app(path, learn=True, reload_poll=0, quality_window=500))
+    rng = np.random.default_rng(5)
+    reference = QualityMonitor(window=500, min_rows=500)
+    for i in range(1200):
+        answer = client.post("/predict", json={"features": ROWS[i % 600]}).json()
+        click = int(rng.random() < (0.8 if i < 600 else 0.05))
+        reference.add(answer["ctr_probability"], click)
+        client.post("/feedback", json={"request_id": answer["request_id"], "click": click})
+    stats = client.get("/stats").json()
+    want = reference.snapshot()
+    for key in ("rows", "clicks", "ctr", "mean_prediction", "calibration", "log_loss", "auc"):
+        assert stats["quality"][key] == pytest.approx(want[key], rel=1e-9), key
+    assert stats["quality"]["drift"]["psi"] == pytest.approx(want["drift"]["psi"])
+    assert stats["feedback"] == {"received": 1200, "learned": 1200}
+    assert stats["rows_scored"] == 1200 and stats["workers"] == 1
+    assert stats["endpoints"]["/predict"]["requests"] == 1200
+    assert stats["latency_ms"]["p50_ms"] > 0 and stats["qps"] >= 0
+    assert stats["errors"] == {"4xx": 0, "5xx": 0}
+    assert len(want["warnings"]) == 2 and stats["quality"]["warnings"] == want["warnings"]
+    health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    assert health["reasons"] == [f"model quality: {w}" for w in want["warnings"]]
+    m = samples(client.get("/metrics").text)
+    assert m[("fastctr_quality_calibration", ())] == pytest.approx(want["calibration"])
+    assert m[("fastctr_quality_psi", ())] == pytest.approx(want["drift"]["psi"])
+    assert m[("fastctr_quality_warnings", ())] == 2
+
+
+def test_stats_feature_hit_rate_and_errors(model_path):
+    client = TestClient(create_app(model_path, reload_poll=0))
+    client.put("/features/user/u1", json={"features": {"C20": "a"}})
+    row = {k: v for k, v in ROWS[0].items() if k != "C20"}
+    for user in ("u1", "u1", "u1", "u2"):
+        assert client.post("/predict", json={"features": row,
+                                             "entities": {"user": user}}).status_code == 200
+    client.post("/predict", content=b"{")
+    stats = client.get("/stats").json()
+    assert stats["features"]["lookups"] == 4 and stats["features"]["hit_rate"] == 0.75
+    assert stats["errors"]["4xx"] == 1 and stats["quality"]["rows"] == 0
+
+
+# -- several workers -------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_metrics_and_stats_sum_both(model_path):
+    """fastctr serve --workers 2 (real uvicorn processes): each worker answers some
+    requests; /metrics and /stats, from whichever worker, count all of them."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "fastctr.cli", "serve", str(model_path),
+                             "--port", str(port), "--workers", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+        sent = 60
+        for i in range(sent):  # a new connection each time: the kernel spreads them
+            with httpx.Client() as client:
+                assert client.post(f"{base}/predict", json={"features": ROWS[i]}).status_code == 200
+        time.sleep(2.5)  # a tick: every worker published its figures
+        for _ in range(6):  # whichever worker answers
+            with httpx.Client() as client:
+                m = samples(client.get(f"{base}/metrics").text)
+                stats = client.get(f"{base}/stats").json()
+            assert m[("fastctr_requests_total", (("endpoint", "/predict"), ("status", "200")))] == sent
+            assert m[("fastctr_rows_scored_total", (("arm", "main"),))] == sent
+            assert m[("fastctr_model_info", (("version", stats["model_version"]),))] == 2
+            assert m[("fastctr_degraded", ())] == 0
+            assert stats["rows_scored"] == sent and stats["workers"] == 2
+            assert stats["endpoints"]["/predict"]["requests"] == sent
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
