@@ -1,5 +1,6 @@
-"""Fuzzers kept in the suite (issue 13): crafted model files, random and mutated inputs to
-every reader, odd rows to predict_one on every model and scorer.
+"""Fuzzers kept in the suite (issue 13): crafted model files (checksum recomputed), damaged
+model files (cut or bit-flipped), random and mutated inputs to every reader (as bytes, buffers,
+chunks, files and damaged gzip), odd rows to predict_one on every model and scorer.
 
 Each input that could crash runs in a child interpreter (many inputs per child; a crash or a
 stall is counted against the input it happened on, and a new child goes on), so a crash is
@@ -39,6 +40,55 @@ def test_crafted_model_files_are_refused():
     assert all(r.startswith("accepted") for r in valid_results), list(zip(valid, valid_results))
     bad = _bad(crafted, crafted_results, lambda r: r == "refused")
     print(f"{len(crafted)} crafted files (of {len(items)}): {len(bad)} not refused")
+    assert not bad, bad[:20]
+
+
+DAMAGED_CHECK = r'''
+import os, random, tempfile
+from fastctr import ModelFileError, load
+from model_files import crafted_file
+
+_dir = tempfile.mkdtemp()
+
+def check(item):
+    name, kind, seed = item
+    data = bytearray(crafted_file(os.environ["FASTCTR_CRAFTED_DIR"], name, -1)[1])
+    rng = random.Random(seed)
+    if kind == "cut":
+        del data[rng.randrange(len(data)):]
+    else:  # one, two or eight flipped bits anywhere: header, arrays, padding or checksum
+        for _ in range(rng.choice((1, 1, 2, 8))):
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    path = os.path.join(_dir, "m.fctr")
+    with open(path, "wb") as f:
+        f.write(data)
+    for mmap in (False, True):
+        try:
+            load(path, mmap=mmap)
+        except ModelFileError:
+            continue
+        except Exception as e:
+            return f"wrong error {type(e).__name__}: {str(e)[:200]}"
+        return f"accepted (mmap={mmap})"
+    return "refused"
+'''
+
+N_DAMAGED = 7200 if LONG else 240
+
+
+def test_damaged_model_files_are_refused():
+    # Accidents, the checksum not recomputed: valid files of every class cut short or with
+    # flipped bits must be refused with ModelFileError, plain and mapped.
+    from model_files import crafted_items, valid_names
+
+    names = valid_names()
+    per_name = -(-N_DAMAGED // len(names))
+    items = [(name, ("cut", "flip")[i % 2], i) for name in names for i in range(per_name)]
+    with tempfile.TemporaryDirectory() as d:
+        crafted_items(d)  # writes the valid files
+        results = run_batches(DAMAGED_CHECK, items, env={"FASTCTR_CRAFTED_DIR": d})
+    bad = _bad(items, results, lambda r: r == "refused")
+    print(f"{len(items)} damaged model files: {len(bad)} not refused")
     assert not bad, bad[:20]
 
 
@@ -153,8 +203,8 @@ def check(item):
         return f"error {type(e).__name__}: {str(e)[:200]}"
 '''
 
-N_READER = 3000 if LONG else 300
-N_PREDICT = 3000 if LONG else 300
+N_READER = 8000 if LONG else 300
+N_PREDICT = 13500 if LONG else 300  # x 13 models: 175,500 calls in the long run
 
 
 def draw(strategy, n: int) -> list:
