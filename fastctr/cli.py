@@ -279,6 +279,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="most rows in one /predict or /feedback request")
     se.add_argument("--impression-ttl", type=_checked(float, SECONDS), default=3600.0,
                     metavar="SECONDS", help="how long a prediction waits for its feedback")
+    se.add_argument("--quality-window", type=INT["count"], default=100_000, metavar="N",
+                    help="labelled impressions the live model quality (/stats, /metrics) is "
+                         "computed over")
     se.add_argument("--access-log", action="store_true", help="log every request")
     return parser
 
@@ -737,7 +740,8 @@ def cmd_serve(args) -> int:
     if args.workers > 1 and args.learn and not args.redis:
         raise CLIError("--workers N > 1 with --learn needs --redis URL: the workers share "
                        "impressions through it and one of them learns")
-    settings = Settings(os.path.abspath(args.model), learn=args.learn,
+    settings = Settings(os.path.abspath(args.model), quality_window=args.quality_window,
+                        learn=args.learn,
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,
                         redis_timeout=args.redis_timeout)
