@@ -243,9 +243,20 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
     _data_options(ev)
 
-    be = command("bench", "compare fastctr with VW, River, scikit-learn, LightGBM")
-    be.add_argument("--peers", action="store_true", required=True,
-                    help="run the peer comparison (same rows, same order, one CPU each)")
+    be = command("bench", "compare fastctr with VW, River, scikit-learn, LightGBM (--peers), "
+                          "or load-test fastctr serve against a FastAPI + River service (--serve)")
+    what = be.add_mutually_exclusive_group(required=True)
+    what.add_argument("--peers", action="store_true",
+                      help="run the peer comparison (same rows, same order, one CPU each)")
+    what.add_argument("--serve", action="store_true",
+                      help="load-test fastctr serve and the hand-written baseline service over "
+                           "loopback with wrk (or ab): requests/s, p50, p99, errors")
+    be.add_argument("--duration", type=_checked(float, SECONDS), default=5.0, metavar="SECONDS",
+                    help="--serve: seconds of load per point")
+    be.add_argument("--concurrency", type=INT["count"], nargs="+", default=[1, 10, 100],
+                    help="--serve: concurrent connections of the load points")
+    be.add_argument("--feedback-rate", type=float, default=0.005,
+                    help="--serve: share of predictions whose click is sent back (0: none)")
     be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
                     help="make_criteo rows, or the real Criteo sample ($FASTCTR_DATA)")
     be.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
@@ -763,6 +774,8 @@ def cmd_serve(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.serve:
+        return _bench_serve(args)
     from fastctr.bench.peers import run_comparison
 
     report = run_comparison(
@@ -772,6 +785,20 @@ def cmd_bench(args) -> int:
     print(report["table"])
     log.info("written: %s", ", ".join(f for f in report["files"].values() if f))
     return 0
+
+
+def _bench_serve(args) -> int:
+    from fastctr.bench.serve_load import run_serve_bench
+
+    try:
+        report = run_serve_bench(args.out, duration=args.duration,
+                                 concurrency=tuple(args.concurrency),
+                                 feedback_rate=args.feedback_rate, bits=args.bits)
+    except RuntimeError as e:  # no load generator, or a service that did not start
+        raise CLIError(str(e)) from None
+    print(report["table"])
+    log.info("written: %s", ", ".join(f for f in report["files"].values() if f))
+    return EXIT_OK
 
 
 def _rounded(report: dict) -> dict:

@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from pydantic.json_schema import models_json_schema
 
 from fastctr.service import schemas
+from fastctr.service.arms import Arms, unit_of
 from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import AlreadyLabelled, ClientError, Conflict, UnknownImpression
 from fastctr.service.rows import (
@@ -78,6 +79,8 @@ class Settings:
         them; the file must then be replaced by rename only (``model.save`` does): a file
         rewritten in place under a mapping kills the process (SIGBUS)
     quality_window : labelled impressions the live quality figures are computed over
+    ab : A/B test challengers, ``(model path, share of units)`` each (``--ab PATH:SHARE``);
+        ``model_path`` is the control and gets the rest
     stats_dir : the directory the workers of ``fastctr serve --workers N`` share for
         /metrics and /stats (see :mod:`fastctr.service.telemetry`); None: one process
     """
@@ -97,6 +100,7 @@ class Settings:
     mmap: bool = False
     quality_window: int = 100_000
     stats_dir: str | None = None
+    ab: tuple = ()
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_impressions", "max_features", "max_body",
@@ -110,6 +114,10 @@ class Settings:
             raise ValueError(f"snapshot_every must be > 0 seconds; got {self.snapshot_every!r}")
         if not self.reload_poll >= 0:
             raise ValueError(f"reload_poll must be >= 0 seconds; got {self.reload_poll!r}")
+        object.__setattr__(self, "ab", tuple((str(path), float(share)) for path, share in self.ab))
+        if self.ab and self.redis_url is not None and self.learn:
+            raise ValueError("an A/B test learning from feedback runs in one process (no "
+                             "redis_url): the Redis learner trains one model")
 
     def to_env(self) -> dict[str, str]:
         """The settings as ``FASTCTR_SERVE_*`` variables (JSON values) for :func:`from_env`."""
@@ -201,15 +209,18 @@ def build_app(settings: Settings) -> FastAPI:
                   description="Click-through-rate predictions, click feedback and entity "
                               "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
-    app.telemetry = app.state.telemetry = _telemetry(settings, stores)
+    app.state.arms = Arms(holder, settings.ab, learn=learn_here, mmap=holder.mmap) \
+        if settings.ab else None
+    app.telemetry = app.state.telemetry = _telemetry(settings, stores, app.state.arms)
     _install_errors(app)
     _routes(app, settings, holder, stores)
     _install_openapi(app)
     return app
 
 
-def _telemetry(settings: Settings, stores: Stores) -> Telemetry:
-    telemetry = Telemetry(stats_dir=settings.stats_dir, quality_window=settings.quality_window)
+def _telemetry(settings: Settings, stores: Stores, arms: Arms | None) -> Telemetry:
+    telemetry = Telemetry(stats_dir=settings.stats_dir, quality_window=settings.quality_window,
+                          ab=arms.test if arms is not None else None)
     learner = stores.shared.learner if stores.shared is not None else None
     if learner is not None:  # the learner sees the labelled clicks: it feeds the monitor
         learner.on_learn = lambda taken, clicks: telemetry.learned(
@@ -317,7 +328,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     max_body, max_batch = settings.max_body, settings.max_batch
     features, impressions = stores.features, stores.impressions
     queue = stores.shared.queue if stores.shared is not None else None
-    telemetry = app.telemetry
+    telemetry, arms = app.telemetry, app.state.arms
 
     @app.fast  # (outermost: FastAPI's decorator has added the route)
     @app.post("/predict", openapi_extra=_body(schemas.Row, schemas.BatchRequest),
@@ -328,25 +339,53 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         served = holder.current  # this request's model to the end, whatever reloads
         if type(doc) is dict and "rows" in doc:
             return _predict_batch(doc, served)
+        arm, drawn = "main", None
+        if arms is not None:  # the unit's arm scores it (its request id drawn first if needed)
+            drawn = _given_id(doc) or os.urandom(16).hex()
+            arm, served = arms.route(doc, drawn)
         raw, rid = parse_row(doc, "", served, features)
         p = _score_one(served, raw, "")
-        telemetry.scored(1)
-        rid = rid or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
+        telemetry.scored(1, arm)
+        rid = rid or drawn or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
         if impressions is not None:
-            _keep(served, raw, p, rid, "request_id")
+            _keep(served, raw, p, rid, "request_id", arm)
+        if arms is not None:
+            return _json({"ctr_probability": p, "request_id": rid,
+                          "model_version": served.version, "arm": arm})
         return _json({"ctr_probability": p, "request_id": rid, "model_version": served.version})
 
     def _predict_batch(doc: dict, served: ServedModel) -> Response:
         check_object(doc, "", frozenset({"rows"}))
         items = _batch(doc, "rows")
         raws, given = parse_batch(items, served, features)
+        ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
+        if arms is not None:
+            return _predict_arms(items, raws, ids)
         p = _score_batch(served, raws)
         telemetry.scored(len(raws))
-        ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
         if impressions is not None:
             for i, (raw, rid) in enumerate(zip(raws, ids)):
                 _keep(served, raw, float(p[i]), rid, f"rows[{i}].request_id")
         return _json({"predictions": p, "request_ids": ids, "model_version": served.version})
+
+    def _predict_arms(items: list, raws: list, ids: list[str]) -> Response:
+        """A batch of an A/B test: each row scored by its unit's arm (positional rows are
+        named by the control's fields)."""
+        names = [arms.test.assign(unit_of(item) or rid) for item, rid in zip(items, ids)]
+        p, versions = np.empty(len(raws)), {}
+        for arm, holder_ in arms.holders.items():
+            rows = [i for i, name in enumerate(names) if name == arm]
+            if not rows:
+                continue
+            served = versions[arm] = holder_.current
+            p[rows] = _score_batch(served, [raws[i] for i in rows])
+            telemetry.scored(len(rows), arm)
+            if impressions is not None:
+                for i in rows:
+                    _keep(served, raws[i], float(p[i]), ids[i], f"rows[{i}].request_id", arm)
+        return _json({"predictions": p, "request_ids": ids, "arms": names,
+                      "model_version": arms.holders["control"].current.version,
+                      "model_versions": {a: s.version for a, s in versions.items()}})
 
     def _batch(doc: dict, key: str) -> list:
         items = doc[key]
@@ -357,9 +396,12 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                                         "(split the batch)")
         return items
 
-    def _keep(served: ServedModel, raw, p: float, rid: str, where: str) -> None:
+    def _keep(served: ServedModel, raw, p: float, rid: str, where: str, arm: str = "main") -> None:
+        impression = served.impression(raw, p)
+        if arm != "main":
+            impression = dataclasses.replace(impression, arm=arm)
         try:
-            impressions.put(rid, served.impression(raw, p))
+            impressions.put(rid, impression)
         except Conflict as e:
             raise ClientError(409, where, e.args[0]) from None
 
@@ -442,11 +484,14 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         if not taken:
             return
         telemetry.received_labels(len(taken))
+        groups = arms.by_arm(taken, clicks) if arms is not None else [(served, taken, clicks)]
         try:
-            served.learn(taken, clicks)
+            for served, arm_taken, arm_clicks in groups:  # each arm learns its impressions
+                served.learn(arm_taken, arm_clicks)
         except ValueError as e:  # hashed for a model since replaced by one of other bits
             raise ClientError(409, "request_id", f"the impression cannot be learned by the "
                                                  f"served model {served.version}: {e}") from None
+        telemetry.learned([imp.p for imp in taken], clicks, [imp.arm for imp in taken])
 
     @app.get("/model", responses={200: {"model": schemas.ModelInfo}},
              summary="The served model: class, parameters, version, checksum, rows learned")
@@ -478,6 +523,14 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     async def metrics() -> Response:
         body, content_type = await asyncio.to_thread(telemetry.metrics)
         return Response(body, media_type=content_type)
+
+    @app.get("/ab", summary="The A/B test: per arm impressions, clicks, CTR, AUC, calibration, "
+                            "log loss; each challenger's difference to the control with its "
+                            "interval and p-value", responses={404: {"model": schemas.Error}})
+    async def ab() -> Response:
+        if arms is None:
+            raise ClientError(404, "", "no A/B test: start the service with --ab MODEL:SHARE")
+        return _json(await asyncio.to_thread(arms.report))
 
     @app.get("/stats", summary="Traffic, latency, errors, CPU, feature-cache hits and the live "
                                "model quality (and A/B report), as JSON (fields in the README)")
@@ -515,6 +568,9 @@ def _reasons(app: FastAPI) -> tuple[list[str], dict]:
     """(why the service is degraded, what /health shows of Redis and the learner)."""
     stores = app.state.stores
     reasons = list(app.state.holder.problems.values())
+    if app.state.arms is not None:
+        reasons += [f"arm {arm}: {problem}" for arm, h in app.state.arms.holders.items()
+                    if h is not app.state.holder for problem in h.problems.values()]
     shared_info, shared_reasons = stores.shared.health() if stores.shared else ({}, [])
     reasons += shared_reasons
     reasons += [f"model quality: {w}" for w in app.state.telemetry.quality_warnings()]
@@ -527,6 +583,12 @@ def _state(app: FastAPI) -> dict:
     reasons, shared_info = _reasons(app)
     return state_of(served.version, served.loaded_at, reasons, app.state.stores.features.stats(),
                     shared_info)
+
+
+def _given_id(doc: Any) -> str | None:
+    """The request id a row gives, if a string (parse_row checks it)."""
+    rid = doc.get("request_id") if type(doc) is dict else None
+    return rid if type(rid) is str else None
 
 
 def _score_one(served: ServedModel, raw, where: str) -> float:
@@ -616,10 +678,12 @@ async def _lifespan(app: FastAPI):
     if learner is not None:
         learner.start()
     tasks = []
-    if settings.reload_poll > 0:
-        tasks.append(asyncio.create_task(_watch(holder, settings.reload_poll)))
-    if settings.learn and settings.snapshot_every:
-        tasks.append(asyncio.create_task(_snapshots(holder, settings.snapshot_every)))
+    holders = list(app.state.arms.holders.values()) if app.state.arms else [holder]
+    for one in holders:  # every A/B arm is watched and snapshotted as the model is
+        if settings.reload_poll > 0:
+            tasks.append(asyncio.create_task(_watch(one, settings.reload_poll)))
+        if settings.learn and settings.snapshot_every:
+            tasks.append(asyncio.create_task(_snapshots(one, settings.snapshot_every)))
     tasks.append(asyncio.create_task(_ticks(app)))
     try:
         yield
@@ -628,8 +692,9 @@ async def _lifespan(app: FastAPI):
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*tasks)
-        if holder.learn_enabled and settings.snapshot_every:
-            await asyncio.to_thread(holder.snapshot)
+        for one in holders:
+            if one.learn_enabled and settings.snapshot_every:
+                await asyncio.to_thread(one.snapshot)
         if learner is not None:  # drains the queue and snapshots if this worker learns
             await asyncio.to_thread(learner.stop)
         app.state.telemetry.close()

@@ -1,0 +1,48 @@
+"""``fastctr bench --serve`` as a user runs it: both services started for real on loopback,
+driven by the compiled load generator for a second per point (tiny load: two connections),
+and the table, JSON and chart written. Speed itself is not asserted here (benches/, README)."""
+import json
+import subprocess
+import sys
+
+from fastctr.bench.serve_load import find_generator, markdown_table, wrk_script
+
+
+def test_bench_serve_measures_both_services(tmp_path):
+    generator = find_generator()  # .ci/run installs wrk; a RuntimeError names it otherwise
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "fastctr.cli", "bench", "--serve", "--duration", "1",
+         "--concurrency", "2", "--feedback-rate", "0.05", "--bits", "18", "--out", str(out)],
+        capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "serve-bench.json").read_text())
+    assert report["generator"] == generator
+    points = report["points"]
+    measured = {(p["service"], p["traffic"]) for p in points if not p["notes"]}
+    kinds = {"single", "batch100"} | ({"single+feedback"} if generator == "wrk" else set())
+    assert measured == {(s, k) for s in ("fastctr", "baseline") for k in kinds}
+    for p in points:
+        if p["notes"]:  # ab cannot send feedback: said, not measured
+            continue
+        where = f"{p['service']} {p['traffic']}"
+        assert p["requests"] > 0 and p["requests_per_s"] > 0, where
+        assert p["errors"] == 0, where  # every fed-back id was known to the service
+        assert 0 < p["p50_ms"] <= p["p99_ms"], where
+        assert p["generator_cpu_percent"] > 0, where
+        assert p["rows_per_s"] == p["requests_per_s"] * (100 if p["traffic"] == "batch100" else 1)
+    table = (out / "serve-bench.md").read_text()
+    assert table.strip() == markdown_table(points)
+    assert table.count("| fastctr |") == table.count("| baseline |") == len(points) // 2
+    png = (out / "serve-bench.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert "| fastctr | single | 2 |" in done.stdout
+
+
+def test_wrk_script_quotes_any_body():
+    """A body holding Lua's closing bracket still reaches wrk verbatim (a long bracket of a
+    level that does not occur in it)."""
+    script = wrk_script(['{"C1":"]]"}', '{"C1":"]]]=]"}'], 0)
+    assert '[=[{"C1":"]]"}]=]' in script and '[==[{"C1":"]]]=]"}]==]' in script
+    assert "response = function" not in script  # no feedback: wrk does not parse answers
+    assert "local feedback_every = 200" in wrk_script(["{}"], 200)
