@@ -290,6 +290,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="most rows in one /predict or /feedback request")
     se.add_argument("--impression-ttl", type=_checked(float, SECONDS), default=3600.0,
                     metavar="SECONDS", help="how long a prediction waits for its feedback")
+    se.add_argument("--ab", metavar="MODEL:SHARE", action="append", default=[],
+                    help="A/B test: serve MODEL to this share of units (users, else requests), "
+                         "e.g. challenger.fctr:0.1 (repeatable); GET /ab reports the arms")
     se.add_argument("--quality-window", type=INT["count"], default=100_000, metavar="N",
                     help="labelled impressions the live model quality (/stats, /metrics) is "
                          "computed over")
@@ -741,6 +744,7 @@ def cmd_serve(args) -> int:
         import uvicorn
 
         from fastctr.service.app import Settings, build_app
+        from fastctr.service.arms import parse_ab
     except ImportError as e:
         raise CLIError(f"serving needs the optional dependencies ({e.name} is missing): "
                        "pip install \"fastctr[serve]\"") from None
@@ -751,7 +755,15 @@ def cmd_serve(args) -> int:
     if args.workers > 1 and args.learn and not args.redis:
         raise CLIError("--workers N > 1 with --learn needs --redis URL: the workers share "
                        "impressions through it and one of them learns")
+    try:
+        ab = [parse_ab(text) for text in args.ab]
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    if ab and args.redis and args.learn:
+        raise CLIError("--ab with --redis --learn is not supported: the Redis learner trains "
+                       "one model; run the A/B test in one process (no --redis)")
     settings = Settings(os.path.abspath(args.model), quality_window=args.quality_window,
+                        ab=tuple((os.path.abspath(path), share) for path, share in ab),
                         learn=args.learn,
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,

@@ -153,3 +153,72 @@ def test_two_workers_metrics_and_stats_sum_both(model_path):
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
 
+
+
+# -- A/B tests -------------------------------------------------------------------------------
+
+def test_ab_routes_units_credits_and_trains_their_arm(tmp_path):
+    """--ab challenger:0.3 on simulated traffic where the challenger's rows truly click more
+    (16% against 10%): units keep their arm, the split is the share, each arm learns its own
+    clicks, and /ab's CTR difference covers the true 0.06 with a small p-value; the report
+    equals an ABTest fed the same (p, click) by arm."""
+    from fastctr.online.abtest import ABTest
+
+    control = model_file(tmp_path, trained(rows=400), "control.fctr")
+    challenger = model_file(tmp_path, trained(rows=200), "challenger.fctr")
+    app = create_app(control, learn=True, reload_poll=0, ab=[(str(challenger), 0.3)])
+    client = TestClient(app)
+    rng = np.random.default_rng(11)
+    reference = ABTest([("control", 0.7), ("challenger", 0.3)])
+    users = [f"user-{k}" for k in range(4000)]
+    arm_of, learned = {}, {"control": 0, "challenger": 0}
+    for start in range(0, len(users), 500):
+        chunk = users[start:start + 500]
+        rows = [{"features": ROWS[k % 600], "entities": {"user": u}}
+                for k, u in enumerate(chunk, start)]
+        answer = client.post("/predict", json={"rows": rows}).json()
+        clicks = []
+        for u, arm, p in zip(chunk, answer["arms"], answer["predictions"]):
+            arm_of[u] = arm
+            click = int(rng.random() < (0.16 if arm == "challenger" else 0.10))
+            clicks.append(click)
+            reference.update(arm, [p], [click])
+            learned[arm] += 1
+        fed = client.post("/feedback", json={"feedback": [
+            {"request_id": rid, "click": c} for rid, c in zip(answer["request_ids"], clicks)]})
+        assert fed.json()["learned"] == len(chunk)
+    share = sum(a == "challenger" for a in arm_of.values()) / len(users)
+    assert abs(share - 0.3) < 0.03
+    for u in users[:50]:  # a unit always sees its arm, single rows too
+        one = client.post("/predict", json={"features": ROWS[0], "entities": {"user": u}}).json()
+        assert one["arm"] == arm_of[u]
+    report = client.get("/ab").json()
+    want = reference.report()
+    for got, expected in zip(report["arms"], want["arms"]):
+        assert got["arm"] == expected["arm"]
+        for key in ("impressions", "clicks", "ctr", "log_loss", "auc", "calibration"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-9), key
+    ctr = report["comparisons"][0]["ctr_difference"]
+    assert ctr["ci_low"] < 0.06 < ctr["ci_high"] and ctr["p_value"] < 1e-3
+    assert ctr["estimate"] == pytest.approx(want["comparisons"][0]["ctr_difference"]["estimate"])
+    holders = app.state.arms.holders
+    assert {arm: holders[arm].current.learned for arm in holders} == learned
+    m = samples(client.get("/metrics").text)
+    assert m[("fastctr_rows_scored_total", (("arm", "challenger"),))] == learned["challenger"] \
+        + sum(arm_of[u] == "challenger" for u in users[:50])
+    assert m[("fastctr_ab_impressions", (("arm", "control"),))] == learned["control"]
+    assert client.get("/stats").json()["ab"]["arms"][1]["impressions"] == learned["challenger"]
+
+
+def test_ab_without_user_routes_by_request_id_and_no_test_is_404(model_path, tmp_path):
+    other = model_file(tmp_path, trained(rows=100), "other.fctr")
+    client = TestClient(create_app(model_path, reload_poll=0, ab=[(str(other), 0.5)]))
+    arms = {client.post("/predict", json={"features": ROWS[0], "request_id": f"r{i}"}).json()["arm"]
+            for i in range(40)}
+    assert arms == {"control", "other"}
+    again = [client.post("/predict", json={"features": ROWS[0], "request_id": "r7"}).json()["arm"]
+             for _ in range(3)]
+    assert len(set(again)) == 1
+    plain = TestClient(create_app(model_path, reload_poll=0))
+    assert plain.get("/ab").status_code == 404
+    assert "arm" not in plain.post("/predict", json={"features": ROWS[0]}).json()

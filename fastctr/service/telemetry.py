@@ -193,9 +193,13 @@ class Telemetry:
         if not len(clicks):
             return
         self.quality_here = True
-        self.monitor.update(p, clicks)
-        if self.ab is not None:
-            for arm in set(arms):
+        if len(clicks) == 1:  # the single-item paths: a few microseconds, no numpy call
+            self.monitor.add(p[0], clicks[0])
+            if self.ab is not None:
+                self.ab.add(arms[0], p[0], clicks[0])
+        else:
+            self.monitor.update(p, clicks)
+            for arm in set(arms) if self.ab is not None else ():
                 picked = [i for i, a in enumerate(arms) if a == arm]
                 self.ab.update(arm, [p[i] for i in picked], [clicks[i] for i in picked])
         self.learned_rows += len(clicks)
