@@ -44,6 +44,7 @@ log = logging.getLogger("fastctr")
 MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
 AT_LEAST_1 = [Interval(numbers.Integral, 1, None, closed="left")]
+HOLDOUT_FRACTION = [Interval(numbers.Real, 0, 1, closed="neither")]
 SECONDS = [Interval(numbers.Real, 0, None, closed="neither")]
 #: where ``fastctr train`` writes the model without ``-o``
 DEFAULT_OUTPUT = "model.fctr"
@@ -202,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--holdout", metavar="FILE", action="append", default=[],
                     help="after training, evaluate on FILE (read as the training data) and "
                          "report it under \"holdout\" (repeatable)")
+    tr.add_argument("--holdout-fraction", metavar="F", type=_checked(float, HOLDOUT_FRACTION),
+                    help="hold out about this fraction of the training rows (0 < F < 1), chosen "
+                         "by a hash of each row's features (the same rows every run, whatever "
+                         "their order; duplicates on one side): not learned, scored by the "
+                         "final model and reported under \"held_out\" (kept in memory; "
+                         "--epochs 1 only)")
     tr.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
                     help="rows of the synthetic stream")
     tr.add_argument("--seed", type=int, default=0, help="seed of the synthetic stream")
@@ -557,6 +564,9 @@ def cmd_train(args) -> int:
     if args.data:
         if "-" in args.data and model.epochs > 1:
             raise CLIError("stdin can be read once only: use --epochs 1 with '-'")
+    if args.holdout_fraction and model.epochs > 1:
+        raise CLIError("--holdout-fraction holds rows out of one pass: use --epochs 1, or "
+                       "--holdout FILE")
         sources, what = args.data, ", ".join(args.data)
     else:
         from fastctr.io.datasets import make_criteo
@@ -573,15 +583,17 @@ def cmd_train(args) -> int:
     passes = sources if not args.data else itertools.chain.from_iterable(
         itertools.repeat(args.data, model.epochs))
     readers: list = []
+    holdout = HoldOut(args.holdout_fraction) if args.holdout_fraction else None
     report = train(model, _batches(args, settings, model.hasher_, list(passes),
                                    chunks=args.threads > 1, readers=readers),
                    report_every=args.report_every, threads=args.threads, tune=args.tune,
-                   tune_rows=args.tune_rows)
+                   tune_rows=args.tune_rows, holdout=holdout)
     if not report["rows"]:
         raise CLIError(f"no rows in {what}: the input is empty, nothing to learn; no model written")
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
              f"{report['rows_per_s']:,.0f}")
     tuned = report.pop("tune", None)
+    held_out = report.pop("holdout", None)
     # the size of the feature values the hyperparameters were carried to (1: one-hot data)
     result = {"progressive": _rounded(report), "value_scale": round(model.value_scale_, 6)}
     if tuned is not None:  # what was chosen, without every candidate
@@ -589,6 +601,8 @@ def cmd_train(args) -> int:
                           if k in tuned}
     if args.holdout:
         result["holdout"] = _rounded(_evaluate(args, settings, model, args.holdout))
+    if held_out is not None:  # --holdout-fraction's rows, scored by the final model
+        result["held_out"] = _rounded(held_out)
     damage = [str(r.damage) for r in readers if r.damage is not None]
     if damage:
         result["damaged"] = damage
@@ -708,20 +722,7 @@ def _evaluate(args, settings: dict, model, sources: Sequence[str]) -> dict:
         ps.append(p)
     if not ys:
         raise CLIError(f"no rows in {', '.join(sources)}: the input is empty, nothing to evaluate")
-    y, p = np.concatenate(ys), np.concatenate(ps)
-    report: dict = {"rows": int(y.shape[0])}
-    for name, metric in (("auc", metrics.roc_auc), ("log_loss", metrics.log_loss),
-                         ("normalized_entropy", metrics.normalized_entropy),
-                         ("calibration", metrics.calibration)):
-        try:
-            report[name] = metric(y, p)
-        except ValueError:  # one class only
-            report[name] = None
-            report.setdefault("notes", []).append(
-                f"{name}: not defined, every label is {int(y[0])} (it needs clicks and "
-                "non-clicks)")
-    report["ctr"] = float(y.mean())
-    return report
+    return metrics.evaluation_report(np.concatenate(ys), np.concatenate(ps))
 
 
 def cmd_eval(args) -> int:

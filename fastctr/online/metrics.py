@@ -25,6 +25,7 @@ __all__ = [
     "log_loss",
     "normalized_entropy",
     "calibration",
+    "evaluation_report",
     "ProgressiveValidation",
 ]
 
@@ -279,6 +280,36 @@ def calibration(y: ArrayLike, p: ArrayLike, sample_weight: ArrayLike | None = No
     if total_y <= 0.0:
         raise ValueError("calibration needs at least one click (observed CTR is 0)")
     return float(total_p / total_y)
+
+
+def evaluation_report(y: ArrayLike, p: ArrayLike) -> dict[str, Any]:
+    """rows, auc, log_loss, normalized_entropy, calibration and ctr of predictions ``p`` for
+    labels ``y``: what can be computed, the others None with a note each (AUC, normalized
+    entropy and calibration need clicks and non-clicks). What ``fastctr eval`` and the
+    held-out reports print.
+
+    Examples
+    --------
+    >>> report = evaluation_report([1, 0, 0, 1], [0.8, 0.3, 0.4, 0.6])
+    >>> report["rows"], report["auc"], report["ctr"]
+    (4, 1.0, 0.5)
+    >>> evaluation_report([0, 0], [0.1, 0.2])["notes"][0]
+    'auc: not defined, every label is 0 (it needs clicks and non-clicks)'
+    """
+    y, p = _as_labels(y), np.asarray(p, np.float64)
+    report: dict[str, Any] = {"rows": int(y.shape[0])}
+    for name, metric in (("auc", roc_auc), ("log_loss", log_loss),
+                         ("normalized_entropy", normalized_entropy),
+                         ("calibration", calibration)):
+        try:
+            report[name] = metric(y, p)
+        except ValueError:  # one class only
+            report[name] = None
+            report.setdefault("notes", []).append(
+                f"{name}: not defined, every label is {int(y[0])} (it needs clicks and "
+                "non-clicks)")
+    report["ctr"] = float(y.mean())
+    return report
 
 
 # (key, title, width, format) of each column of a progressive validation report line.

@@ -17,6 +17,7 @@ from fastctr.io.ahead import read_ahead
 from fastctr.io.reader import BlockReader, Chunk
 from fastctr.io.rows import HashedRows
 from fastctr.models.base import OnlineClassifier
+from fastctr.online.holdout import HoldOut
 from fastctr.online.metrics import ProgressiveValidation
 from fastctr.online.tune import tuned_stream
 
@@ -59,6 +60,7 @@ TRAIN_CONSTRAINTS = {
     "progress": [None, InstanceOf(Progress)],
     "prefetch": [Booleans()],
     "threads": [Interval(Integral, 1, None, closed="left")],
+    "holdout": [None, InstanceOf(HoldOut)],
 }
 
 
@@ -145,8 +147,8 @@ def warm_up(model: OnlineClassifier) -> float:
 
 def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
           report_every: int = 100_000, progress: Progress | None = None, prefetch: bool = False,
-          threads: int = 1, tune: bool | str = False,
-          tune_rows: int = 100_000) -> dict[str, Any]:
+          threads: int = 1, tune: bool | str = False, tune_rows: int = 100_000,
+          holdout: HoldOut | None = None) -> dict[str, Any]:
     """Learn from a stream of labelled batches, scoring every row before learning it.
 
     Every ``report_every`` rows a line of the progressive-validation table (log loss since
@@ -167,6 +169,10 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     model's own values are used, carried to the data's value scale by the model itself
     (its ``value_scale``, see :mod:`fastctr.models.scale`).
 
+    With a ``holdout`` (:class:`~fastctr.online.holdout.HoldOut`), the rows it holds out (a
+    hashed fraction) are neither learned nor tuned on nor in the progressive report; after the
+    last row the final model scores them, reported under ``"holdout"``.
+
     Returns
     -------
     dict
@@ -185,7 +191,7 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     """
     validate_params(TRAIN_CONSTRAINTS, {"model": model, "report_every": report_every,
                                         "progress": progress, "prefetch": prefetch,
-                                        "threads": threads}, "train")
+                                        "threads": threads, "holdout": holdout}, "train")
     progress = Progress() if progress is None else progress
     pv = ProgressiveValidation(report_every=report_every)
     start = time.perf_counter()
@@ -196,6 +202,8 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
             batches.chunks() if isinstance(batches, BlockReader) else batches, threads)
     elif prefetch:
         batches = read_ahead(batches)
+    if holdout is not None:
+        batches = holdout.split(_labelled(batch) for batch in batches)
     tuned = None
     if tune is not False:
         batches, tuned = tuned_stream(model, batches, tune, tune_rows)
@@ -215,6 +223,8 @@ def train(model: OnlineClassifier, batches: Iterable[HashedRows | Chunk], *,
     report["rows_per_s"] = report["rows"] / max(report["seconds"], 1e-9)
     if tuned is not None:
         report["tune"] = tuned
+    if holdout is not None and report["rows"]:
+        report["holdout"] = holdout.report(model)
     return report
 
 
