@@ -822,6 +822,7 @@ cdef class FactorTable:
     cdef Factors t
     cdef int dtype
     cdef Py_ssize_t[::1] found  # one row's rows in the tables (FFM), under the GIL
+    cdef Py_ssize_t row_bytes  # bytes of one latent row
 
     def __init__(self, RowHasher hasher, keys, rows, weights, factors, int dtype, double scale_w,
                  double scale_v, int bits, uint64_t seed, double init_scale, bint normalize):
@@ -875,10 +876,23 @@ cdef class FactorTable:
         self.arrays = (keys, rows, weights, factors)
         self.dtype = dtype
         self.found = np.empty(max(hasher.idx.shape[0], 1), np.intp)
+        self.row_bytes = self.t.width * factors.dtype.itemsize
         if keys is None:  # prefetch each hashed bucket's latent row while the row is hashed
-            hasher.prefetch_rows(self.t.v, self.t.width * factors.dtype.itemsize)
+            hasher.prefetch_rows(self.t.v, self.row_bytes)
         else:
             hasher.prefetch_rows(NULL, 0)
+
+    cdef void prefetch(self, const int32_t* idx, Py_ssize_t n) noexcept nogil:
+        """Start loading what one row's buckets read: their table slots (sparse) or their
+        linear weights and latent rows (dense). A hint: no bounds needed, nothing read."""
+        cdef Py_ssize_t j
+        cdef uint32_t b
+        for j in range(n):
+            b = <uint32_t>idx[j] & (self.t.size - 1)
+            if self.t.keys != NULL:
+                prefetch(self.t.keys + _home(b, self.t.shift))
+            else:
+                prefetch(<const char*>self.t.v + b * self.row_bytes)
 
     def predict_one(self, row):
         """Probability of a click for one raw row (see RowHasher.hash)."""
@@ -919,6 +933,8 @@ cdef class FactorTable:
         cdef const float* val = &values[0] if nnz else NULL
         with nogil:
             for r in range(start, stop):
+                if r + AHEAD < stop:
+                    self.prefetch(idx + indptr[r + AHEAD], indptr[r + AHEAD + 1] - indptr[r + AHEAD])
                 a = indptr[r]
                 m = _factor_margin(&self.t, self.dtype, idx + a, val + a,
                                    pf + a if pf != NULL else NULL, indptr[r + 1] - a,

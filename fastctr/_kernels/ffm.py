@@ -19,31 +19,17 @@ AdaGrad step from the pair's gradient ``kappa * x_j * x_l * r * other + l2_v * s
 initialisation, the accumulator start at 1 and gradient clipping are as in
 :mod:`fastctr._kernels.fm` (key ``(bucket * n_fields + field) * k + c``).
 
-The hyperparameters are :class:`FFMHyper`; the state is :class:`fastctr._kernels.fm.FMState`
-with a 3-D ``vg``.
+The hyperparameters are :class:`~fastctr._kernels.tuples.FFMHyper`; the state is
+:class:`~fastctr._kernels.tuples.FMState` with a 3-D ``vg``.
 """
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
-from fastctr._kernels.fm import DIVERGE_LIMIT, G0, INIT_SCALE_PER_STD, FMState, init_value
+from fastctr._kernels.fm import G0, INIT_SCALE_PER_STD, init_value
 from fastctr._kernels.ftrl import clip_grad, linear_margin, linear_update, sigmoid
 from fastctr._kernels.prefetch import prefetch_ahead
-from fastctr._kernels.rows import ROW_FIELDS, Rows, longest_row
-
-
-class FFMHyper(NamedTuple):
-    """FFMClassifier's hyperparameters, as its attributes of the same names."""
-
-    alpha: float
-    beta: float
-    l1: float
-    l2: float
-    eta: float
-    l2_v: float
-    init_std: float
-    normalize: bool
+from fastctr._kernels.rows import longest_row
+from fastctr._kernels.tuples import DIVERGE_LIMIT, ROW_FIELDS, FFMHyper, FMState, Rows
 
 
 @njit(cache=True, inline="always")

@@ -1,6 +1,6 @@
 """Factorization machine kernels (Rendle 2010) with an FTRL-Proximal linear part.
 
-:class:`FMState` (float64 arrays, owned by the estimator):
+:class:`~fastctr._kernels.tuples.FMState` (float64 arrays, owned by the estimator):
 
 * ``zn`` of shape (2**bits, 2): FTRL-Proximal's z and n of the linear weights, learned by
   :mod:`fastctr._kernels.ftrl`'s own ``linear_margin`` and ``linear_update``;
@@ -23,16 +23,14 @@ entries whose field id is not 0 (the bias). Gradients of an entry are taken at t
 pre-update state (kept in a small buffer), then applied in entry order; a bucket that appears
 twice in one row (a hash collision) gets both updates, like Vowpal Wabbit.
 """
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
 from fastctr._kernels.ftrl import clip_grad, linear_margin, linear_update, sigmoid
 from fastctr._kernels.prefetch import prefetch_ahead
-from fastctr._kernels.rows import ROW_FIELDS, Rows, longest_row
+from fastctr._kernels.rows import longest_row
+from fastctr._kernels.tuples import DIVERGE_LIMIT, ROW_FIELDS, FMHyper, FMState, Rows
 
-DIVERGE_LIMIT = 1e8  # |margin| or a row's latent energy sum (v x)^2 beyond this = diverged
 G0 = 1.0  # initial AdaGrad accumulator (libFFM's); 0 marks an untouched latent vector
 INIT_SCALE_PER_STD = np.sqrt(3.0)  # a uniform draw on [-s, s) has standard deviation s / sqrt(3)
 
@@ -40,43 +38,6 @@ INIT_SCALE_PER_STD = np.sqrt(3.0)  # a uniform draw on [-s, s) has standard devi
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-
-
-class FMHyper(NamedTuple):
-    """FMClassifier's hyperparameters, as its attributes of the same names (the first four
-    are :class:`fastctr._kernels.ftrl.FTRLHyper`'s, read by the linear part)."""
-
-    alpha: float
-    beta: float
-    l1: float
-    l2: float
-    eta: float
-    l2_v: float
-    init_std: float
-
-
-class FMState(NamedTuple):
-    """What an FMClassifier or FFMClassifier learned (``model.state``).
-
-    Attributes
-    ----------
-    zn : ndarray of float64, shape (2**bits, 2)
-        FTRL's z and sqrt(n) of the linear weights.
-    vg : ndarray of float64, shape (2**bits, 2 * k), or (2**bits, n_fields, 2 * k) for FFM
-        Latent vectors and their AdaGrad accumulators, side by side.
-    seed : int
-        Seed of the initial latent values (in [0, 2**53)).
-    n_rows_seen : int
-        Rows learned so far.
-    value_scale : float
-        The typical size of the feature values (as in :class:`fastctr._kernels.ftrl.FTRLState`).
-    """
-
-    zn: np.ndarray
-    vg: np.ndarray
-    seed: int
-    n_rows_seen: int
-    value_scale: float = 1.0
 
 
 @njit(cache=True, inline="always")
@@ -194,7 +155,7 @@ def fm_margin(rows, state, hyper, out):
 
 
 # Entry points for Python callers: ``name_splat(*rows, *state, *hyper, out)`` (see
-# fastctr._kernels.rows.ROW_FIELDS).
+# fastctr._kernels.tuples.ROW_FIELDS).
 _STATE_END = ROW_FIELDS + len(FMState._fields)
 _HYPER_END = _STATE_END + len(FMHyper._fields)
 

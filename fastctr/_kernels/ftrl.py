@@ -1,55 +1,20 @@
 """FTRL-Proximal logistic regression kernels (McMahan et al. 2013, Algorithm 1).
 
-:class:`FTRLState` ``zn`` is float64 of shape (2**bits, 2): a bucket's z and sqrt(n) side by
-side, so one update touches one cache line, and keeping the square root of n (rather than n)
-saves two of the three square roots per feature. :class:`FTRLHyper` holds alpha, beta, l1 and
-l2. The linear part of FM and FFM is this same code (:func:`linear_margin`,
-:func:`linear_update`). Training and prediction release the GIL, so threads can learn
-(Hogwild) and score at the same time.
+``FTRLState.zn`` (:mod:`fastctr._kernels.tuples`) is float64 of shape (2**bits, 2): a bucket's
+z and sqrt(n) side by side, so one update touches one cache line, and keeping the square root
+of n (rather than n) saves two of the three square roots per feature. ``FTRLHyper`` holds
+alpha, beta, l1 and l2. The linear part of FM and FFM is this same code
+(:func:`linear_margin`, :func:`linear_update`). Learning releases the GIL, so threads can learn
+(Hogwild) and score at the same time. FTRL's batch prediction is the compiled scorer over the
+live state (``fastctr._ext._score.FTRLScorer.score``, the same weight and sums), so that
+predicting needs no numba.
 """
-from typing import NamedTuple
-
 import numpy as np
 from numba import njit
 
 from fastctr._kernels.prefetch import prefetch_ahead
-from fastctr._kernels.rows import ROW_FIELDS, Rows, longest_row
-
-MARGIN_CLIP = 35.0  # |margin| beyond this changes p by < 1e-15; keeps exp finite
-GRAD_CLIP = 1e4  # FM/FFM's per-coordinate gradient clip: bounds every step, keeps g*g finite
-
-
-class FTRLHyper(NamedTuple):
-    """FTRL-Proximal's hyperparameters, as the estimator's attributes of the same names.
-
-    FM's and FFM's hyperparameter tuples start with the same four fields, so every function
-    here reads them too.
-    """
-
-    alpha: float
-    beta: float
-    l1: float
-    l2: float
-
-
-class FTRLState(NamedTuple):
-    """What an FTRLClassifier learned (``model.state``).
-
-    Attributes
-    ----------
-    zn : ndarray of float64, shape (2**bits, 2)
-        z and sqrt(n) of every bucket, side by side.
-    n_rows_seen : int
-        Rows learned so far.
-    value_scale : float
-        The typical size of the feature values, measured on the first batch learned (see
-        :mod:`fastctr.models.scale`): the estimator carries its hyperparameters to it before
-        they reach the kernels, which read ``zn`` only. 1.0 in files written before it.
-    """
-
-    zn: np.ndarray
-    n_rows_seen: int
-    value_scale: float = 1.0
+from fastctr._kernels.rows import longest_row
+from fastctr._kernels.tuples import GRAD_CLIP, MARGIN_CLIP, ROW_FIELDS, FTRLHyper, FTRLState, Rows
 
 
 @njit(cache=True, inline="always")
@@ -128,15 +93,6 @@ def ftrl_fit(rows, state, hyper, p_out):
         linear_update(rows, a, b, zn, g_row, w, inv_alpha, False)
 
 
-@njit(cache=True, nogil=True)
-def ftrl_margin(rows, state, hyper, out):
-    """Margins w . x of every row, without changing the state."""
-    zn = state.zn
-    for r in range(rows.indptr.shape[0] - 1):
-        prefetch_ahead(rows.indptr, rows.indices, zn, r)
-        out[r] = linear_margin(rows, rows.indptr[r], rows.indptr[r + 1], zn, hyper, out, False)
-
-
 @njit(cache=True)
 def ftrl_weights(state, hyper, out):
     """Materialised weights of every bucket (for coef_ and serving exports)."""
@@ -145,7 +101,7 @@ def ftrl_weights(state, hyper, out):
 
 
 # Entry points for Python callers: ``name_splat(*rows, *state, *hyper, out)`` (see
-# fastctr._kernels.rows.ROW_FIELDS).
+# fastctr._kernels.tuples.ROW_FIELDS).
 _STATE_END = ROW_FIELDS + len(FTRLState._fields)
 _HYPER_END = _STATE_END + len(FTRLHyper._fields)
 
@@ -155,8 +111,3 @@ def ftrl_fit_splat(*a):
     return ftrl_fit(Rows(*a[:ROW_FIELDS]), FTRLState(*a[ROW_FIELDS:_STATE_END]),
         FTRLHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])
 
-
-@njit(cache=True, nogil=True)
-def ftrl_margin_splat(*a):
-    return ftrl_margin(Rows(*a[:ROW_FIELDS]), FTRLState(*a[ROW_FIELDS:_STATE_END]),
-        FTRLHyper(*a[_STATE_END:_HYPER_END]), a[_HYPER_END])

@@ -10,8 +10,9 @@ entries bring every candidate's state into cache together.
 import numpy as np
 from numba import njit
 
-from fastctr._kernels.ftrl import FTRLHyper, linear_margin, linear_update, sigmoid
+from fastctr._kernels.ftrl import linear_margin, linear_update, sigmoid
 from fastctr._kernels.rows import longest_row
+from fastctr._kernels.tuples import FTRLHyper
 
 
 @njit(cache=True, nogil=True)

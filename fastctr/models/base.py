@@ -5,7 +5,8 @@ Subclasses declare their parameters in ``__init__`` (stored as given, by
 NamedTuple class ``State`` (each field ``f`` kept as the attribute ``f_``), and implement the
 abstract hooks: ``_hyper``, ``_allocate``, ``_learn``, ``_margins`` and ``_make_scorer``. The
 estimator owns every state array; kernels are pure functions of
-``(rows, state, hyper, out)``.
+``(rows, state, hyper, out)``. The numba kernels are imported by the hooks that call them, so
+that ``import fastctr`` and a process that only predicts (FTRL, Scorers) never load numba.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from fastctr._kernels.rows import NO_FIELDS, NO_TARGETS, Rows, entries_are_valid
+from fastctr._ext._rows import entries_are_valid
+from fastctr._kernels.tuples import MARGIN_CLIP, NO_FIELDS, NO_TARGETS, Rows
 from fastctr._pool import thread_pool
 from fastctr._validation import Interval, Options, validate_params
 from fastctr.exceptions import NotFittedError
@@ -150,7 +152,8 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     @abc.abstractmethod
     def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
         """Learn ``rows`` (labels and weights attached) in order; ``p_out[r]`` gets row r's
-        probability before it was learned."""
+        probability before it was learned. (Import the numba kernel here, not at the top of
+        the module: numba loads with the first call that learns.)"""
 
     @abc.abstractmethod
     def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
@@ -295,18 +298,19 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
     def _prepare(self) -> None:
         """Ready what the first predictions call, so that they cost what the next ones do.
 
-        A fresh process pays for each numba kernel on its first call: the dispatcher types the
-        arguments, finds the signature in numba's cache and loads its machine code (~10-20 ms
-        each, plus numba's one-time set-up). Here the batch kernels ``predict_proba`` calls
-        are called on zero rows with this model's own state arrays and hyperparameters
-        (writable or read-only memmaps, float or int values type differently), which loads
-        exactly the signatures the real calls will use; the single-row scorer of
-        ``predict_one`` (dicts and lines) is built too.
+        The compiled scorer of ``predict_one`` (dicts, lines) is built; it is also FTRL's
+        batch path, so an FTRL model then predicts without numba. A model whose batch path is
+        a numba kernel (FM, FFM) would pay for it on its first call: the import of numba
+        (~0.5 s), then the dispatcher types the arguments, finds the signature in numba's cache
+        and loads its machine code (~10-20 ms). Here the batch path ``predict_proba`` takes is
+        called on zero rows with this model's own state arrays and hyperparameters (writable
+        or read-only memmaps, float or int values type differently), which loads exactly the
+        signatures the real calls will use.
         """
+        self._scorer_cache = self._make_scorer()
         rows = HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32), np.empty(0, np.float32),
                           np.empty(0, np.uint16))
         self._margins(self._rows(rows), np.empty(0))
-        self._scorer_cache = self._make_scorer()
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         """The shape every state array must have under the current parameters."""
@@ -450,6 +454,8 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
             else:
                 self._learn_hogwild(rows, p)
             self.n_rows_seen_ += rows.n_rows
+            if self._scorer_cache is None:  # once per state: predicting then changes nothing
+                self._scorer_cache = self._make_scorer()
         return p
 
     def _learn_hogwild(self, rows: HashedRows, p: np.ndarray) -> None:
@@ -507,16 +513,22 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
         ``(indices, values, fields)`` triple (field ids: FM and FFM read them; FFM needs them,
         and FM without them lets every entry interact).
         """
-        scorer = self._scorer_cache
-        if scorer is None:
-            self._check_fitted()
-            scorer = self._scorer_cache = self._make_scorer()
+        scorer = self._scorer_cache or self._scorer()
         if isinstance(row, tuple):
             if len(row) in (2, 3):
                 return scorer.predict_hashed(*row)
             raise TypeError("a pre-hashed row is an (indices, values) pair or an (indices, "
                             f"values, fields) triple; got {len(row)} items")
         return scorer.predict_one(row)  # a dict or a line; TypeError for anything else
+
+    def _scorer(self):
+        """The compiled scorer over the live state, built on first use (and again after a
+        parameter or state array is assigned: see ``__setattr__``)."""
+        scorer = self._scorer_cache
+        if scorer is None:
+            self._check_fitted()
+            scorer = self._scorer_cache = self._make_scorer()
+        return scorer
 
     @property
     def classes_(self) -> np.ndarray:
@@ -543,8 +555,6 @@ def _as_state(cls: type, fields) -> tuple:
 
 
 def _sigmoid(m: np.ndarray) -> np.ndarray:
-    from fastctr._kernels.ftrl import MARGIN_CLIP
-
     return 1.0 / (1.0 + np.exp(-np.clip(m, -MARGIN_CLIP, MARGIN_CLIP)))
 
 

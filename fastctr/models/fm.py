@@ -13,9 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fastctr._ext._score import FFMScorer, FMScorer, RowHasher
-from fastctr._kernels.ffm import FFMHyper, ffm_fit_splat, ffm_margin_splat
-from fastctr._kernels.fm import DIVERGE_LIMIT, FMHyper, FMState, fm_fit_splat, fm_margin_splat
-from fastctr._kernels.ftrl import ftrl_weights
+from fastctr._kernels.tuples import DIVERGE_LIMIT, FFMHyper, FMHyper, FMState
 from fastctr._validation import Booleans, Interval
 from fastctr.exceptions import DivergenceError
 from fastctr.io.rows import HashedRows
@@ -31,8 +29,6 @@ class _FactorizationBase(OnlineClassifier):
     """Shared plumbing of FM and FFM: state, seeds, kernel calls, divergence errors."""
 
     State = FMState
-    _fit_kernel = None
-    _margin_kernel = None
 
     def _derive_seed(self) -> int:
         ss = np.random.SeedSequence(self.random_state)
@@ -63,13 +59,19 @@ class _FactorizationBase(OnlineClassifier):
             raise ValueError(f"{type(self).__name__} state 'seed' must be an int in [0, 2**53); "
                              f"got {seed!r}")
 
+    @staticmethod
+    @abc.abstractmethod
+    def _kernels() -> tuple:
+        """The model's numba kernels ``(fit, margin)``, imported on first use (numba loads
+        with them, not with fastctr)."""
+
     def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
-        status = self._call(type(self)._fit_kernel, rows, p_out)
+        status = self._call(self._kernels()[0], rows, p_out)
         if status >= 0:
             self._diverged(rows, int(status))
 
     def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
-        self._call(type(self)._margin_kernel, rows, out)
+        self._call(self._kernels()[1], rows, out)
 
     def _make_scorer(self):
         hasher = self.hasher_
@@ -81,6 +83,8 @@ class _FactorizationBase(OnlineClassifier):
         buckets as float32, float16 or int8, in a small table keyed by bucket (``"sparse"``)
         or one row per bucket (``"dense"``); see
         :class:`fastctr.serving.factors.FactorScorer`."""
+        from fastctr._kernels.ftrl import ftrl_weights  # numba: loaded when a scorer is made
+
         self._check_fitted()
         coef = np.empty(self.zn_.shape[0])
         ftrl_weights(self._live_state(), self._hyper(), coef)
@@ -215,8 +219,6 @@ class FMClassifier(_FactorizationBase):
         "init_std": NON_NEGATIVE,
         "random_state": [Interval(numbers.Integral, 0, None, closed="left"), None],
     }
-    _fit_kernel = staticmethod(fm_fit_splat)
-    _margin_kernel = staticmethod(fm_margin_splat)
     _scorer_class = FMScorer
 
     def __init__(
@@ -243,6 +245,12 @@ class FMClassifier(_FactorizationBase):
         unknown: str = "strict",
     ) -> None:
         self._store_params(locals())
+
+    @staticmethod
+    def _kernels() -> tuple:
+        from fastctr._kernels.fm import fm_fit_splat, fm_margin_splat
+
+        return fm_fit_splat, fm_margin_splat
 
     def _hyper(self) -> FMHyper:
         return FMHyper(**self._linear_hyper(), eta=self.eta, l2_v=self.l2_v,
@@ -335,8 +343,6 @@ class FFMClassifier(_FactorizationBase):
 
     _parameter_constraints = {**FMClassifier._parameter_constraints, "normalize": [Booleans()]}
     _accepts_sparse = False  # it needs field ids
-    _fit_kernel = staticmethod(ffm_fit_splat)
-    _margin_kernel = staticmethod(ffm_margin_splat)
     _scorer_class = FFMScorer
 
     def __init__(
@@ -364,6 +370,12 @@ class FFMClassifier(_FactorizationBase):
         unknown: str = "strict",
     ) -> None:
         self._store_params(locals())
+
+    @staticmethod
+    def _kernels() -> tuple:
+        from fastctr._kernels.ffm import ffm_fit_splat, ffm_margin_splat
+
+        return ffm_fit_splat, ffm_margin_splat
 
     def _hyper(self) -> FFMHyper:
         return FFMHyper(**self._linear_hyper(), eta=self.eta, l2_v=self.l2_v,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fastctr._ext._score import FTRLScorer, RowHasher
-from fastctr._kernels.ftrl import FTRLHyper, FTRLState, ftrl_fit_splat, ftrl_margin_splat, ftrl_weights
+from fastctr._kernels.tuples import FTRLHyper, FTRLState
 from fastctr.io.rows import HashedRows
 from fastctr.models.base import OnlineClassifier
 from fastctr.serving.scorer import Scorer
@@ -119,10 +119,13 @@ class FTRLClassifier(OnlineClassifier):
         self.zn_ = np.zeros((1 << self.bits, 2), np.float64)
 
     def _learn(self, rows: HashedRows, p_out: np.ndarray) -> None:
+        from fastctr._kernels.ftrl import ftrl_fit_splat
+
         self._call(ftrl_fit_splat, rows, p_out)
 
     def _margins(self, rows: HashedRows, out: np.ndarray) -> None:
-        self._call(ftrl_margin_splat, rows, out)
+        # The compiled scorer over the live state (predict_one's weights and sums; no numba).
+        self._scorer().score(rows.indptr, rows.indices, rows.values, out, 0, rows.n_rows, False)
 
     def _make_scorer(self) -> FTRLScorer:
         hasher = self.hasher_
@@ -137,6 +140,8 @@ class FTRLClassifier(OnlineClassifier):
     @property
     def coef_(self) -> np.ndarray:
         """The weight of every bucket, materialised from z and n (exact zeros under L1)."""
+        from fastctr._kernels.ftrl import ftrl_weights
+
         self._check_fitted()
         out = np.empty(self.zn_.shape[0])
         ftrl_weights(self._live_state(), self._hyper(), out)

@@ -25,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fastctr._kernels.rows import NO_FIELDS, Rows
-from fastctr._kernels.tune import ftrl_candidates_fit, renumber
+from fastctr._kernels.tuples import NO_FIELDS, Rows
 from fastctr.io.rows import HashedRows
 from fastctr.models.base import OnlineClassifier
 from fastctr.models.scale import LINEAR_PARAMS, scaled_params, value_scale
@@ -65,6 +64,8 @@ def search_ftrl(rows: HashedRows, candidates: Sequence[dict[str, float]]) -> tup
     >>> p.shape, bool(losses[0] == losses[1])
     ((2, 2), True)
     """
+    from fastctr._kernels.tune import ftrl_candidates_fit  # numba: with the first search
+
     if rows.labels is None:
         raise ValueError("tuning needs labelled rows")
     weights = np.ones(rows.n_rows, np.float32) if rows.weights is None else rows.weights
@@ -80,6 +81,8 @@ def search_ftrl(rows: HashedRows, candidates: Sequence[dict[str, float]]) -> tup
 
 def compact_indices(indices: np.ndarray) -> tuple[np.ndarray, int]:
     """``indices`` renumbered 0..m-1 (int32) and m, the number of distinct buckets."""
+    from fastctr._kernels.tune import renumber
+
     top = int(indices.max()) + 1 if indices.size else 1
     if top <= max(1 << 24, 8 * indices.size):  # a dense map of the buckets is affordable
         return renumber(indices, top)

@@ -86,7 +86,7 @@ class FactorScorer(ServingScorer):
     >>> abs(scorer.predict_one(rows[0]) - model.predict_one(rows[0])) < 1e-6
     True
     >>> scorer.n_buckets, model.to_scorer("int8").nbytes < scorer.nbytes
-    (5, True)
+    (4, True)
     """
 
     State = FactorScorerState
