@@ -493,6 +493,14 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                                                  f"served model {served.version}: {e}") from None
         telemetry.learned([imp.p for imp in taken], clicks, [imp.arm for imp in taken])
 
+    # the on-call page (issue 16): static HTML polling /stats, shipped as package data
+    with open(os.path.join(os.path.dirname(__file__), "dashboard.html"), "rb") as page:
+        dashboard_page = page.read()
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> Response:
+        return Response(dashboard_page, media_type="text/html; charset=utf-8")
+
     @app.get("/model", responses={200: {"model": schemas.ModelInfo}},
              summary="The served model: class, parameters, version, checksum, rows learned")
     async def model_info() -> Response:
