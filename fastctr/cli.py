@@ -300,6 +300,12 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--ab", metavar="MODEL:SHARE", action="append", default=[],
                     help="A/B test: serve MODEL to this share of units (users, else requests), "
                          "e.g. challenger.fctr:0.1 (repeatable); GET /ab reports the arms")
+    fb = se.add_mutually_exclusive_group()
+    fb.add_argument("--fallback", metavar="MODEL", help="a model file that serves when MODEL "
+                    "fails to load or raises (/health says degraded)")
+    fb.add_argument("--fallback-ctr", metavar="CTR", type=float,
+                    help="a constant click probability that serves when MODEL fails to load "
+                         "or raises, e.g. 0.01")
     se.add_argument("--quality-window", type=INT["count"], default=100_000, metavar="N",
                     help="labelled impressions the live model quality (/stats, /metrics) is "
                          "computed over")
@@ -765,6 +771,8 @@ def cmd_serve(args) -> int:
                        "one model; run the A/B test in one process (no --redis)")
     settings = Settings(os.path.abspath(args.model), quality_window=args.quality_window,
                         ab=tuple((os.path.abspath(path), share) for path, share in ab),
+                        fallback=args.fallback and os.path.abspath(args.fallback),
+                        fallback_ctr=args.fallback_ctr,
                         learn=args.learn,
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,

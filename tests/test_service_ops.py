@@ -222,3 +222,78 @@ def test_ab_without_user_routes_by_request_id_and_no_test_is_404(model_path, tmp
     plain = TestClient(create_app(model_path, reload_poll=0))
     assert plain.get("/ab").status_code == 404
     assert "arm" not in plain.post("/predict", json={"features": ROWS[0]}).json()
+
+
+# -- fallback --------------------------------------------------------------------------------
+
+def _corrupt(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: the checksum refuses the file
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_model_serves_the_constant_fallback_until_its_file_loads(tmp_path):
+    from fastctr.exceptions import ModelFileError
+
+    path = model_file(tmp_path, trained())
+    _corrupt(path)
+    with pytest.raises(ModelFileError):
+        create_app(path, reload_poll=0)
+    app = create_app(path, learn=True, reload_poll=0.2, fallback_ctr=0.01)
+    with TestClient(app) as client:
+        for i in range(5):
+            answer = client.post("/predict", json={"features": ROWS[i]}).json()
+            assert answer["ctr_probability"] == 0.01 and answer["model_version"] == "prior-0.01"
+        batch = client.post("/predict", json={"rows": [{"features": r} for r in ROWS[:3]]})
+        assert batch.json()["predictions"] == [0.01] * 3
+        feedback = client.post("/feedback", json={"request_id": answer["request_id"], "click": 1})
+        assert feedback.status_code == 404  # a fallback's answer is not learned
+        health = client.get("/health").json()
+        assert health["status"] == "degraded"  # the reason: the file's fault, what serves
+        assert "checksum mismatch" in health["reasons"][0] and "prior-0.01" in health["reasons"][0]
+        time.sleep(1.5)  # a tick
+        m = samples(client.get("/metrics").text)
+        assert m[("fastctr_fallback_rows_total", ())] == 8
+        assert m[("fastctr_degraded", ())] == 1
+        good = trained()
+        good.save(path)  # the model's file fixed: the watcher swaps it in
+        deadline = time.monotonic() + 20
+        while client.get("/health").json()["status"] != "ok":
+            assert time.monotonic() < deadline, client.get("/health").json()
+            time.sleep(0.2)
+        answer = client.post("/predict", json={"features": ROWS[0]}).json()
+        assert answer["ctr_probability"] == good.predict_one(ROWS[0])
+        fed = client.post("/feedback", json={"request_id": answer["request_id"], "click": 1})
+        assert fed.status_code == 200 and fed.json()["learned"] == 1
+
+
+def test_corrupt_model_serves_the_fallback_file(tmp_path):
+    path = model_file(tmp_path, trained())
+    simple = trained(rows=50)
+    fallback = model_file(tmp_path, simple, "simple.fctr")
+    _corrupt(path)
+    client = TestClient(create_app(path, reload_poll=0, fallback=str(fallback)))
+    for row in ROWS[:5]:
+        assert client.post("/predict", json={"features": row}).json()["ctr_probability"] \
+            == simple.predict_one(row)
+    assert client.get("/health").json()["status"] == "degraded"
+
+
+def test_a_model_that_raises_is_replaced_by_the_fallback(tmp_path):
+    """A model whose scoring raises (a fault injected into the loaded model): the fallback
+    answers and /health says why (a client's mistake stays a 422, not a fallback)."""
+    app = create_app(model_file(tmp_path, trained()), reload_poll=0, fallback_ctr=0.02)
+    client = TestClient(app)
+    assert client.get("/health").json()["status"] == "ok"
+    assert client.post("/predict", json={"features": {"nope": 1}}).status_code == 422
+
+    def broken(row):
+        raise RuntimeError("weights unreadable")
+
+    app.state.holder.current.model.predict_one = broken
+    answer = client.post("/predict", json={"features": ROWS[0]})
+    assert answer.status_code == 200 and answer.json()["ctr_probability"] == 0.02
+    health = client.get("/health").json()
+    assert health["status"] == "degraded"
+    assert "raised RuntimeError: weights unreadable" in health["reasons"][0]
+    assert client.get("/stats").json()["fallback_rows"] == 1

@@ -33,6 +33,7 @@ from fastctr.service import schemas
 from fastctr.service.arms import Arms, unit_of
 from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import AlreadyLabelled, ClientError, Conflict, UnknownImpression
+from fastctr.service.fallback import fallback_model
 from fastctr.service.rows import (
     check_features,
     check_object,
@@ -54,6 +55,9 @@ from fastctr.service.stores import (
 from fastctr.service.telemetry import TICK, Telemetry, endpoint_of, state_of
 
 log = logging.getLogger("fastctr.service")
+
+#: seconds /health keeps saying degraded after the fallback last scored for a model that raised
+FALLBACK_SHOWN = 60.0
 
 ENV_PREFIX = "FASTCTR_SERVE_"
 
@@ -81,6 +85,8 @@ class Settings:
     quality_window : labelled impressions the live quality figures are computed over
     ab : A/B test challengers, ``(model path, share of units)`` each (``--ab PATH:SHARE``);
         ``model_path`` is the control and gets the rest
+    fallback, fallback_ctr : a model file, or a constant CTR, that serves when the model
+        fails to load or raises (see :mod:`fastctr.service.fallback`)
     stats_dir : the directory the workers of ``fastctr serve --workers N`` share for
         /metrics and /stats (see :mod:`fastctr.service.telemetry`); None: one process
     """
@@ -101,6 +107,8 @@ class Settings:
     quality_window: int = 100_000
     stats_dir: str | None = None
     ab: tuple = ()
+    fallback: str | None = None
+    fallback_ctr: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_impressions", "max_features", "max_body",
@@ -114,6 +122,10 @@ class Settings:
             raise ValueError(f"snapshot_every must be > 0 seconds; got {self.snapshot_every!r}")
         if not self.reload_poll >= 0:
             raise ValueError(f"reload_poll must be >= 0 seconds; got {self.reload_poll!r}")
+        if self.fallback is not None and self.fallback_ctr is not None:
+            raise ValueError("give fallback (a model file) or fallback_ctr (a constant), not both")
+        if self.fallback_ctr is not None and not 0 < self.fallback_ctr < 1:
+            raise ValueError(f"fallback_ctr must be in (0, 1); got {self.fallback_ctr!r}")
         object.__setattr__(self, "ab", tuple((str(path), float(share)) for path, share in self.ab))
         if self.ab and self.redis_url is not None and self.learn:
             raise ValueError("an A/B test learning from feedback runs in one process (no "
@@ -204,11 +216,23 @@ def build_app(settings: Settings) -> FastAPI:
     stores = build_stores(settings)
     # with Redis the workers serve the file and one learner (shared.learner) rewrites it
     learn_here = settings.learn and stores.shared is None
-    holder = ModelHolder(settings.model_path, learn=learn_here, mmap=settings.mmap and not learn_here)
+    fallback = fallback_model(settings.fallback, settings.fallback_ctr)
+    mmap = settings.mmap and not learn_here
+    try:
+        holder = ModelHolder(settings.model_path, learn=learn_here, mmap=mmap)
+    except (OSError, ValueError) as e:
+        if fallback is None:
+            raise
+        # start on the fallback; the file watcher swaps the model in once its file loads
+        holder = ModelHolder(settings.model_path, learn=learn_here, mmap=mmap, serving=fallback)
+        holder.problems["reload"] = (f"the model {settings.model_path} failed to load ({e}); "
+                                     f"serving the fallback {fallback.version} until it loads")
+        log.error("%s", holder.problems["reload"])
     app = ServiceApp(title="fastctr", version=holder.current.version, lifespan=_lifespan,
                   description="Click-through-rate predictions, click feedback and entity "
                               "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
+    app.state.fallback, app.state.fell_back = fallback, None  # (when, why) it last served
     app.state.arms = Arms(holder, settings.ab, learn=learn_here, mmap=holder.mmap) \
         if settings.ab else None
     app.telemetry = app.state.telemetry = _telemetry(settings, stores, app.state.arms)
@@ -328,7 +352,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     max_body, max_batch = settings.max_body, settings.max_batch
     features, impressions = stores.features, stores.impressions
     queue = stores.shared.queue if stores.shared is not None else None
-    telemetry, arms = app.telemetry, app.state.arms
+    telemetry, arms, fallback = app.telemetry, app.state.arms, app.state.fallback
 
     @app.fast  # (outermost: FastAPI's decorator has added the route)
     @app.post("/predict", openapi_extra=_body(schemas.Row, schemas.BatchRequest),
@@ -344,8 +368,11 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             drawn = _given_id(doc) or os.urandom(16).hex()
             arm, served = arms.route(doc, drawn)
         raw, rid = parse_row(doc, "", served, features)
-        p = _score_one(served, raw, "")
-        telemetry.scored(1, arm)
+        try:
+            p = _score_one(served, raw, "")
+        except Exception as e:  # the model raised: the fallback scores, if there is one
+            p, served = _fall_back(e, served, lambda: fallback.model.predict_one(raw))
+        telemetry.scored(1, arm, fallback=served is fallback)
         rid = rid or drawn or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
         if impressions is not None:
             _keep(served, raw, p, rid, "request_id", arm)
@@ -361,8 +388,11 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
         if arms is not None:
             return _predict_arms(items, raws, ids)
-        p = _score_batch(served, raws)
-        telemetry.scored(len(raws))
+        try:
+            p = _score_batch(served, raws)
+        except Exception as e:
+            p, served = _fall_back(e, served, lambda: _score_batch(fallback, raws))
+        telemetry.scored(len(raws), fallback=served is fallback)
         if impressions is not None:
             for i, (raw, rid) in enumerate(zip(raws, ids)):
                 _keep(served, raw, float(p[i]), rid, f"rows[{i}].request_id")
@@ -387,6 +417,18 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                       "model_version": arms.holders["control"].current.version,
                       "model_versions": {a: s.version for a, s in versions.items()}})
 
+    def _fall_back(error: Exception, served: ServedModel, score) -> tuple[Any, ServedModel]:
+        """(the fallback's score, the fallback) for a model that raised; a client's mistake,
+        or any error without a fallback, is raised."""
+        if isinstance(error, ClientError) or fallback is None:
+            raise error
+        if app.state.fell_back is None or time.monotonic() - app.state.fell_back[0] > 10:
+            log.error("the model %s raised %r: the fallback scores", served.version, error)
+        app.state.fell_back = (time.monotonic(), f"the model {served.version} raised "
+                               f"{type(error).__name__}: {error}; the fallback "
+                               f"{fallback.version} scored")
+        return score(), fallback
+
     def _batch(doc: dict, key: str) -> list:
         items = doc[key]
         if type(items) is not list:
@@ -397,6 +439,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         return items
 
     def _keep(served: ServedModel, raw, p: float, rid: str, where: str, arm: str = "main") -> None:
+        if not served.learnable:  # a fallback's answer: nothing to learn (feedback gets 404)
+            return
         impression = served.impression(raw, p)
         if arm != "main":
             impression = dataclasses.replace(impression, arm=arm)
@@ -582,6 +626,9 @@ def _reasons(app: FastAPI) -> tuple[list[str], dict]:
     shared_info, shared_reasons = stores.shared.health() if stores.shared else ({}, [])
     reasons += shared_reasons
     reasons += [f"model quality: {w}" for w in app.state.telemetry.quality_warnings()]
+    fell_back = app.state.fell_back
+    if fell_back is not None and time.monotonic() - fell_back[0] < FALLBACK_SHOWN:
+        reasons.append(fell_back[1])
     return reasons, shared_info
 
 

@@ -154,9 +154,11 @@ class ModelHolder:
         Map a Scorer's arrays read-only instead of reading them (not with ``learn``).
     """
 
-    def __init__(self, path, *, learn: bool = False, mmap: bool = False) -> None:
+    def __init__(self, path, *, learn: bool = False, mmap: bool = False,
+                 serving: ServedModel | None = None) -> None:
         self.path, self.learn_enabled, self.mmap = Path(path), learn, mmap
-        self.current = ServedModel.load(self.path, learn=learn, mmap=mmap)
+        # ``serving``: what serves until the file loads (a fallback; the watcher reloads)
+        self.current = serving or ServedModel.load(self.path, learn=learn, mmap=mmap)
         self.problems: dict[str, str] = {}  # what makes /health say degraded, by source
         self._reload_lock = threading.Lock()
         self._snapshot_learned = 0  # rows learned when the last snapshot was written
