@@ -10,8 +10,9 @@ reported. In the same run:
   and with ``learn`` (the hashed row kept for feedback);
 * ``pydantic route``: a FastAPI route validating a pydantic request model (what one writes
   by hand) around the same ``predict_one``;
-* batches of 1,000 rows: ``/predict`` with ``{"rows": [...]}`` against ``orjson.loads`` of the
-  same body plus ``hasher.transform`` and ``predict_proba`` called directly.
+* batches of 1,000 rows: ``/predict`` with ``{"rows": [...]}`` of dict rows against
+  ``orjson.loads`` of the same body plus ``hasher.transform`` and ``predict_proba`` called
+  directly; and of the same rows as tab-separated lines.
 
     python benches/bench_service.py [--calls 3000] [--bits 22]   # the table
     pytest benches/bench_service.py                               # a smoke run
@@ -68,6 +69,11 @@ class HandAnswer(BaseModel):
     ctr_probability: float
 
 
+def line_of(row: dict, fields) -> str:
+    """A dict row as the tab-separated line of its fields' values in schema order."""
+    return "\t".join("" if row.get(f) is None else str(row[f]) for f in fields)
+
+
 def pydantic_app(model) -> FastAPI:
     """The route one writes by hand: a pydantic request model, a response model."""
     app = FastAPI()
@@ -114,8 +120,11 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
     path = folder / "model.fctr"
     model.save(path)
     served = create_app(path, reload_poll=0)
+    untimed = create_app(path, reload_poll=0)
+    untimed.telemetry = None  # what /metrics and /stats cost a request: their per-request part
     learning = create_app(path, learn=True, reload_poll=0, max_impressions=10 * calls)
     hand = pydantic_app(model)
+    hasher = model.hasher_
     sample = rows[:1000]
     bodies = [orjson.dumps({"features": r}) for r in sample]
     report = {}
@@ -123,14 +132,16 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
         report["predict_one_us"] = median_us([lambda r=r: model.predict_one(r) for r in sample],
                                              calls)
         for name, app in (("route_us", served), ("route_learn_us", learning),
-                          ("pydantic_route_us", hand)):
+                          ("pydantic_route_us", hand), ("route_untimed_us", untimed)):
             report[name] = median_us_async([asgi_post(app, "/predict", b) for b in bodies], calls)
     report["overhead_us"] = report["route_us"] - report["predict_one_us"]
     report["overhead_learn_us"] = report["route_learn_us"] - report["predict_one_us"]
+    report["telemetry_us"] = report["route_us"] - report["route_untimed_us"]
 
     body = orjson.dumps({"rows": [{"features": r} for r in rows[:batch]]})
-    hasher = model.hasher_
+    lines = orjson.dumps({"rows": [{"line": line_of(r, hasher.fields)} for r in rows[:batch]]})
     post = asgi_post(served, "/predict", body)
+    post_lines = asgi_post(served, "/predict", lines)
 
     def direct():
         features = [row["features"] for row in orjson.loads(body)["rows"]]
@@ -138,11 +149,13 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
 
     for _ in range(2):
         report["batch_route_ms"] = median_us_async([post], batches) / 1e3
+        report["batch_lines_route_ms"] = median_us_async([post_lines], batches) / 1e3
         report["batch_decode_ms"] = median_us([lambda: orjson.loads(body)], batches) / 1e3
         report["batch_direct_ms"] = median_us([direct], batches) / 1e3
     report["batch_rows"] = batch
     report["batch_rows_per_s"] = batch / report["batch_route_ms"] * 1e3
     report["batch_direct_rows_per_s"] = batch / report["batch_direct_ms"] * 1e3
+    report["batch_lines_rows_per_s"] = batch / report["batch_lines_route_ms"] * 1e3
     return report
 
 
@@ -155,9 +168,13 @@ def table(r: dict) -> str:
         f"| /predict single row, learn (row kept) | {r['route_learn_us']:.1f} us "
         f"(+{r['overhead_learn_us']:.1f} us) |",
         f"| FastAPI + pydantic route, same predict_one | {r['pydantic_route_us']:.1f} us |",
+        f"| /predict without the request metrics (counter, histogram, latency ring) | "
+        f"{r['route_untimed_us']:.1f} us ({r['telemetry_us']:+.1f} us with them) |",
         f"| /predict {r['batch_rows']} rows | {r['batch_route_ms']:.2f} ms = "
         f"{r['batch_rows_per_s'] / 1e6:.2f}M rows/s |",
         f"| orjson.loads of that body | {r['batch_decode_ms']:.2f} ms |",
+        f"| /predict {r['batch_rows']} rows as lines | {r['batch_lines_route_ms']:.2f} ms = "
+        f"{r['batch_lines_rows_per_s'] / 1e6:.2f}M rows/s |",
         f"| decode + transform + predict_proba, direct | {r['batch_direct_ms']:.2f} ms = "
         f"{r['batch_direct_rows_per_s'] / 1e6:.2f}M rows/s |",
     ])
