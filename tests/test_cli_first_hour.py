@@ -250,7 +250,8 @@ def test_version_defaults_and_model_parameters_in_help():
     assert run("--version").stdout.decode().strip() == f"fastctr {__version__}"
     text = run("train", "--help").stdout.decode()
     for option in ("--k N", "--eta X", "--l2-v X", "--init-std X", "--normalize", "--init MODEL",
-                   "--holdout FILE", "(default: 100000)", "default fm 8, ffm 4"):
+                   "--holdout FILE", "--holdout-fraction F", "--value-scale auto|X",
+                   "(default: 100000)", "default fm 8, ffm 4"):
         assert option in text, option
     assert "--id-column" in run("predict", "--help").stdout.decode()
 
