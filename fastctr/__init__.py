@@ -17,11 +17,13 @@ from fastctr.io.sparse import read_libffm, read_libsvm, read_vw
 from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.online.training import train, warm_up
+from fastctr.serving.factors import FactorScorer
 from fastctr.serving.files import load
 from fastctr.serving.scorer import Scorer
 
 __all__ = [
     "DivergenceError",
+    "FactorScorer",
     "FFMClassifier",
     "FMClassifier",
     "FTRLClassifier",
