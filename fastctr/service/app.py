@@ -458,7 +458,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         return items
 
     def _keep(served: ServedModel, raw, p: float, rid: str, where: str, arm: str = "main") -> None:
-        if not served.learnable:  # a fallback's answer: nothing to learn (feedback gets 404)
+        if served is fallback:  # a fallback's answer: nothing to learn (feedback gets 404)
             return
         impression = served.impression(raw, p)
         if arm != "main":
