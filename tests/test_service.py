@@ -113,19 +113,21 @@ def test_factorization_machines_serve_and_learn(tmp_path, kind):
             "ctr_probability"] == pytest.approx(model.predict_one(ROWS[311]), abs=1e-12)
 
 
-def test_scorer_files_serve_but_cannot_learn(tmp_path, model):
-    scorer = model.to_scorer("float32")
+@pytest.mark.parametrize("kind", ["ftrl", "fm", "ffm"])
+def test_scorer_files_serve_but_cannot_learn(tmp_path, model, kind):
+    scorer = (model if kind == "ftrl" else trained(MODELS[kind], rows=300)).to_scorer("float32")
     path = tmp_path / "scorer.fctr"
     scorer.save(path)
     with TestClient(create_app(path, reload_poll=0)) as client:
         for row in ROWS[400:410]:
             assert client.post("/predict", json={"features": row}).json()["ctr_probability"] \
                 == scorer.predict_one(row)
-        assert client.get("/model").json()["class"] == "Scorer"
-        batch = client.post("/predict", json={"rows": [{"features": r} for r in ROWS[:50]]})
-        assert np.allclose(batch.json()["predictions"],
-                           [scorer.predict_one(r) for r in ROWS[:50]], atol=1e-9)
-    with pytest.raises(ValueError, match="Scorer, which cannot learn"):
+        assert client.get("/model").json()["class"] == type(scorer).__name__
+        for form in ({"features": r} for r in ROWS[:50]), ({"line": line_of(r)} for r in ROWS[:50]):
+            batch = client.post("/predict", json={"rows": list(form)})
+            assert np.allclose(batch.json()["predictions"],
+                               [scorer.predict_one(r) for r in ROWS[:50]], rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match="which cannot learn"):
         create_app(path, learn=True)
 
 
