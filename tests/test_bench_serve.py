@@ -30,6 +30,7 @@ def test_bench_serve_measures_both_services(tmp_path):
         assert p["errors"] == 0, where  # every fed-back id was known to the service
         assert 0 < p["p50_ms"] <= p["p99_ms"], where
         assert p["generator_cpu_percent"] > 0, where
+        assert p["server_cpu_ms_per_request"] > 0, where  # Linux: /proc
         assert p["rows_per_s"] == p["requests_per_s"] * (100 if p["traffic"] == "batch100" else 1)
     table = (out / "serve-bench.md").read_text()
     assert table.strip() == markdown_table(points)

@@ -9,7 +9,7 @@ import threading
 from html import unescape
 
 import pytest
-from service_models import LABELS, ROWS, model_file
+from service_models import LABELS, ROWS, model_file, trained
 from test_service_server import serving
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +50,8 @@ def tiles(dom: str) -> dict[str, tuple[str, str]]:
 
 
 def feed(client) -> None:
-    """Predictions (a third naming a stored entity, found or not) and each one's click."""
+    """Predictions (a third naming a stored entity, found or not; each unit its own arm) and
+    each one's click."""
     assert client.put("/features/user/u1", json={"features": {"C20": "a1b2c3d4"}}).status_code == 200
     for i, (row, label) in enumerate(zip(ROWS[:500], LABELS[:500])):
         body = {"features": row, **({"entities": {"user": f"u{i % 2}"}} if i % 3 == 0 else {})}
@@ -60,7 +61,8 @@ def feed(client) -> None:
 
 def test_dashboard_renders_stats_in_chromium(tmp_path):
     path = model_file(tmp_path)
-    with serving(path, "--learn") as client:
+    challenger = model_file(tmp_path, trained(rows=150), "challenger.fctr")
+    with serving(path, "--learn", "--ab", f"{challenger}:0.3") as client:
         page = client.get("/dashboard")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         feed(client)
@@ -101,7 +103,14 @@ def test_dashboard_renders_stats_in_chromium(tmp_path):
         value, text = shown[name]
         assert float(text) == pytest.approx(float(value), abs=0.051), name  # as rendered
         assert 0.5 * low - 1 <= float(value) <= 1.5 * high + 1, (name, value, low, high)
-    assert "no A/B test" in dom  # served without --ab: the arms table says so
+    arms = {a["arm"]: a for a in after["ab"]["arms"]}
+    assert set(arms) == {"control", "challenger"} and before["ab"]["arms"] == after["ab"]["arms"]
+    for name, arm in arms.items():
+        row = re.search(rf'<tr data-arm="{name}">(.*?)</tr>', dom).group(1)
+        cells = [unescape(c) for c in re.findall(r"<td>([^<]*)</td>", row)]
+        assert cells[:5] == [name, f"{arm['weight']:.2f}", str(arm["impressions"]),
+                             str(arm["clicks"]), f"{arm['ctr']:.4f}"], cells
+    assert sum(a["impressions"] for a in arms.values()) == 500
     assert dom.count('class="bucket"') == sum(b["rows"] > 0 for b in after["quality"]["buckets"]) > 3
     assert re.search(r'<div id="status"[^>]*>updated ', dom), "the page did not read /stats"
     png = shot.read_bytes()

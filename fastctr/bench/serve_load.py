@@ -6,8 +6,10 @@ drives it with the same bounded, closed-loop load from ``wrk`` (a generated Lua 
 the JSON bodies; ``wrk`` is pinned to another CPU): single rows at each concurrency, batches
 of 100 rows, and single rows with feedback mixed in (every ``1/feedback_rate``-th
 prediction's id is sent back as a click, the CTR of the traffic). Each point reports
-requests/s, rows/s, p50 and p99 latency, errors (connection errors, timeouts, non-2xx) and
-the CPU the load generator itself used (``wait4``'s rusage over the wall time). Without
+requests/s, rows/s, p50 and p99 latency, errors (connection errors, timeouts, non-2xx),
+the CPU the load generator itself used (``wait4``'s rusage over the wall time) and the
+server's CPU time per request (``/proc``: on a shared machine latency also counts the time
+spent waiting for a core, CPU time does not). Without
 ``wrk``, ``ab`` (ApacheBench, keep-alive) runs the points without feedback.
 
 Outputs in ``out``: ``serve-bench.json``, ``serve-bench.md`` and ``serve-bench.png``
@@ -58,6 +60,9 @@ class Point:
     p99_ms: float | None = None
     errors: int = 0
     generator_cpu_percent: float = 0.0
+    #: the server's own CPU time per request (None without /proc): what a request costs,
+    #: whatever else the machine runs, where latency also counts waiting for a busy core
+    server_cpu_ms_per_request: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -117,7 +122,8 @@ def service_command(service: str, models: dict, port: int) -> tuple[list[str], d
 
 @contextmanager
 def running(service: str, models: dict, cpus: set[int] | None):
-    """The service listening on a free loopback port until the block ends; yields its URL."""
+    """The service listening on a free loopback port until the block ends; yields its URL
+    and process id."""
     import urllib.error
     import urllib.request
 
@@ -141,7 +147,7 @@ def running(service: str, models: dict, cpus: set[int] | None):
                 raise RuntimeError(f"{service} did not start: "
                                    + log_file.read().decode(errors="replace")[-2000:])
             time.sleep(0.2)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -313,11 +319,12 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
         log.info("training both models on %d rows", TRAIN_ROWS)
         models = prepare(workdir, bits)
         for service in services:
-            with running(service, models, server_cpus) as url:
+            with running(service, models, server_cpus) as (url, pid):
                 log.info("%s listening at %s", service, url)
                 warm_up(url, models["single"][0])
                 for traffic, c in plan(list(concurrency), feedback_rate):
                     point = Point(service, traffic, c)
+                    cpu_before = cpu_seconds(pid)
                     bodies = models["batch100" if traffic == "batch100" else "single"]
                     if generator == "ab" and traffic == "single+feedback":
                         point.notes.append("skipped: ab posts one body, it cannot send feedback")
@@ -326,6 +333,9 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
                     else:
                         measure_wrk(url, point, bodies, feedback_every if "feedback" in traffic
                                     else 0, duration, workdir, generator_cpus)
+                    cpu_after = cpu_seconds(pid)
+                    if point.requests and cpu_after is not None:
+                        point.server_cpu_ms_per_request = 1e3 * (cpu_after - cpu_before) / point.requests
                     if point.seconds:
                         point.requests_per_s = point.requests / point.seconds
                         rows = BATCH if traffic == "batch100" else 1
@@ -336,6 +346,16 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
                     points.append(point)
     return _write(Path(out), points, duration, feedback_rate, generator,
                   pinned=server_cpus is not None)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (all its threads); None without /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()  # after the command name
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _machine(pinned: bool) -> dict:
@@ -369,15 +389,15 @@ def markdown_table(rows: list[dict]) -> str:
     base = {(r["traffic"], r["concurrency"]): r["requests_per_s"]
             for r in rows if r["service"] == "baseline"}
     lines = ["| service | traffic | concurrency | requests/s | rows/s | p50 ms | p99 ms | errors "
-             "| generator CPU % | x baseline req/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| generator CPU % | server CPU ms/request | x baseline req/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         b = base.get((r["traffic"], r["concurrency"]))
         ratio = f"{r['requests_per_s'] / b:.1f}x" if r["service"] != "baseline" and b else ""
         lines.append(f"| {r['service']} | {r['traffic']} | {r['concurrency']} | "
                      f"{r['requests_per_s']:,.0f} | {r['rows_per_s']:,.0f} | {_ms(r['p50_ms'])} | "
                      f"{_ms(r['p99_ms'])} | {r['errors']} | {r['generator_cpu_percent']:.0f} | "
-                     f"{ratio} |")
+                     f"{_ms(r['server_cpu_ms_per_request'])} | {ratio} |")
     return "\n".join(lines)
 
 
