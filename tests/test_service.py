@@ -323,6 +323,16 @@ def test_bad_predict_requests_are_4xx_naming_the_field(served, body, status, fie
     assert answer.json()["field"] == field and answer.json()["detail"]
 
 
+def test_unknown_keys_follow_the_models_policy(tmp_path, served):
+    row = {"C1": "68fd1e64", "c2": "typo"}
+    strict = served.post("/predict", json={"features": row})
+    assert strict.status_code == 422 and "unknown key 'c2'" in strict.json()["detail"]
+    lenient = trained(unknown="ignore")
+    with TestClient(create_app(model_file(tmp_path, lenient), reload_poll=0)) as client:
+        answer = client.post("/predict", json={"features": row})
+        assert answer.json()["ctr_probability"] == lenient.predict_one({"C1": "68fd1e64"})
+
+
 def test_batch_and_body_limits_are_413(tmp_path, model):
     path = model_file(tmp_path, model)
     with TestClient(create_app(path, reload_poll=0, max_batch=5, max_body=2000)) as client:
