@@ -686,24 +686,12 @@ def _score_batch(served: ServedModel, raws: list) -> np.ndarray:
         elif all(type(raw) is str for raw in raws):
             rows = served.hash_lines(raws)
         if rows is None:
-            rows = _hash_each(served, raws)
+            rows = served.hash_each(raws)
         return np.ascontiguousarray(model.predict_proba(rows)[:, 1])
     except (TypeError, ValueError):
         for i, raw in enumerate(raws):  # name the row at fault
             _score_one(served, raw, f"rows[{i}]")
         raise
-
-
-def _hash_each(served: ServedModel, raws: list):
-    from fastctr.io.rows import HashedRows
-
-    parts = [served.row_hasher.hash_row(raw) for raw in raws]
-    indptr = np.zeros(len(parts) + 1, np.int64)
-    np.cumsum([len(p[0]) for p in parts], out=indptr[1:])
-    if not parts:
-        return HashedRows(indptr, np.empty(0, np.int32), np.empty(0, np.float32),
-                          np.empty(0, np.uint16))
-    return HashedRows(indptr, *(np.concatenate([p[k] for p in parts]) for k in range(3)))
 
 
 # -- errors, docs and background tasks ---------------------------------------------------------

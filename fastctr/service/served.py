@@ -110,6 +110,16 @@ class ServedModel:
         rows = batches[0]
         return HashedRows(rows.indptr, rows.indices, rows.values, rows.fields)
 
+    def hash_each(self, raws: list) -> HashedRows:
+        """Raw rows (dicts and lines mixed) hashed one by one, each in one compiled call."""
+        parts = [self.row_hasher.hash_row(raw) for raw in raws]
+        indptr = np.zeros(len(parts) + 1, np.int64)
+        np.cumsum([len(p[0]) for p in parts], out=indptr[1:])
+        if not parts:
+            return HashedRows(indptr, np.empty(0, np.int32), np.empty(0, np.float32),
+                              np.empty(0, np.uint16))
+        return HashedRows(indptr, *(np.concatenate([p[k] for p in parts]) for k in range(3)))
+
     def learn(self, impressions: list[Impression], clicks: list[int]) -> None:
         """Learn the impressions with their clicks, in order, in one ``partial_fit`` (the
         model's lock serialises it with snapshots). ValueError if a row does not fit this
