@@ -143,6 +143,7 @@ class Telemetry:
         if not self.multiprocess:
             r.register(_QualityCollector(self))
         self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self._arm_children: dict[str, Any] = {}
         # the ring of recent requests: time, endpoint index, seconds (written in place)
         self._ring_t = np.zeros(RECENT)
         self._ring_e = np.zeros(RECENT, np.uint8)
@@ -173,13 +174,18 @@ class Telemetry:
         children[1].observe(seconds)
         self.counts[key] += 1
         head = self._head
-        times, endpoints, latencies = self._ring
-        times[head], endpoints[head], latencies[head] = time.monotonic(), _INDEX[endpoint], seconds
-        self._head = (head + 1) % RECENT
+        ring = self._ring
+        ring[0][head] = time.monotonic()
+        ring[1][head] = _INDEX[endpoint]
+        ring[2][head] = seconds
+        self._head = head + 1 if head + 1 < RECENT else 0
 
     def scored(self, n: int, arm: str = "main", fallback: bool = False) -> None:
         self.rows_scored += n
-        self._rows.labels(arm).inc(n)
+        child = self._arm_children.get(arm)
+        if child is None:
+            child = self._arm_children[arm] = self._rows.labels(arm)
+        child.inc(n)
         if fallback:
             self.fallback_rows += n
             self._fallback.inc(n)
