@@ -155,6 +155,52 @@ def test_two_workers_metrics_and_stats_sum_both(model_path):
 
 
 
+def _wait(condition, what, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_redis_learner_quality_reaches_every_worker_and_an_outage_shows(tmp_path, redis_server):
+    """Two workers (two apps) on a real redis-server sharing a stats directory: the learner
+    feeds the quality monitor and the other worker's /stats reads it; Redis stopped: the
+    breaker's state, the Redis errors and the degraded gauge in /metrics."""
+    from fastctr.service.app import _state
+
+    path, stats_dir = model_file(tmp_path, trained()), tmp_path / "stats"
+    stats_dir.mkdir()
+    apps = [create_app(path, learn=True, redis_url=redis_server.url, snapshot_every=0.2,
+                       reload_poll=0.1, redis_timeout=2.0, stats_dir=str(stats_dir))
+            for _ in range(2)]
+    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+        rng = np.random.default_rng(2)
+        want = QualityMonitor(window=100_000)
+        for i in range(60):
+            answer = (a, b)[i % 2].post("/predict", json={"features": ROWS[i]}).json()
+            click = int(rng.random() < 0.3)
+            want.add(answer["ctr_probability"], click)
+            assert (b, a)[i % 2].post("/feedback", json={"request_id": answer["request_id"],
+                                                         "click": click}).status_code == 200
+        learners = [app.state.stores.shared.learner for app in apps]
+        _wait(lambda: sum(learner.learned for learner in learners) == 60, "the learner")
+        learner_app, other = (apps[0], b) if learners[0].is_learner else (apps[1], a)
+        learner_app.state.telemetry.tick(_state(learner_app))  # publishes quality.json
+        quality = other.get("/stats").json()["quality"]
+        assert quality["rows"] == 60 and quality["clicks"] == want.snapshot()["clicks"]
+        assert quality["auc"] == pytest.approx(want.snapshot()["auc"])
+        redis_server.stop()
+        row = {"features": ROWS[0], "entities": {"user": "u1"}}
+        for _ in range(4):  # lookups fail until the breaker opens
+            assert a.post("/predict", json=row).status_code == 200
+        apps[0].state.telemetry.tick(_state(apps[0]))
+        m = samples(a.get("/metrics").text)
+        assert m[("fastctr_redis_errors_total", ())] >= 3
+        assert m[("fastctr_redis_breaker_workers", (("state", "open"),))] == 1
+        assert m[("fastctr_degraded", ())] == 1
+        assert m[("fastctr_feature_lookups_total", (("outcome", "errors"), ("tier", "redis")))] >= 3
+
+
 # -- A/B tests -------------------------------------------------------------------------------
 
 def test_ab_routes_units_credits_and_trains_their_arm(tmp_path):
