@@ -778,7 +778,7 @@ cdef inline double _factor_margin(const Factors* t, int dtype, const int32_t* id
                                   Py_ssize_t* found, int* bad) noexcept nogil:
     """The margin of one row, specialised on the stored type."""
     if t.ffm:
-        if fld == NULL:
+        if fld == NULL and n:  # FFM needs field ids (an empty row has none: its margin is 0)
             bad[0] = BAD_FIELD
             return 0.0
         if dtype == 0:

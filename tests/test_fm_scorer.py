@@ -184,6 +184,22 @@ def test_rows_without_field_ids(fm, ffm):
 
 
 @pytest.mark.parametrize("kind", ["fm", "ffm"])
+def test_empty_batches_and_rows(request, kind):
+    model, test = request.getfixturevalue(kind)
+    scorer = model.to_scorer("float32")
+    empty = HashedRows(np.array([0]), np.array([], np.int32), np.array([]),
+                       fields=np.array([], np.uint16))
+    assert scorer.predict_proba(empty).shape == (0, 2)
+    rows = HashedRows(np.array([0, 0, 2, 2]), test.indices[:2], test.values[:2],
+                      fields=test.fields[:2])
+    np.testing.assert_allclose(scorer.predict_proba(rows, n_jobs=2), model.predict_proba(rows),
+                               atol=1e-7)
+    bare = HashedRows(np.array([0, 0, 0]), np.array([], np.int32), np.array([]),
+                      fields=np.array([], np.uint16))
+    assert scorer.decision_function(bare).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("kind", ["fm", "ffm"])
 def test_bad_batches_are_refused(request, kind):
     model, _ = request.getfixturevalue(kind)
     scorer = model.to_scorer("int8")
@@ -224,6 +240,16 @@ def test_bad_choices_and_tables_are_named(fm):
     with pytest.raises(ValueError, match="factors must be a C-contiguous"):
         FactorScorer.from_state(scorer.get_params(), scorer.hasher,
                                 {**state, "factors": state["factors"][:-1]})
+
+
+def test_float16_overflow_is_named():
+    hasher = FeatureHasher(bits=18)
+    coef, vg = np.zeros(2**18), np.zeros((2**18, 4))
+    coef[7] = 1e6  # beyond float16's 65504
+    with pytest.raises(ValueError, match="up to 65504 as float16"):
+        FactorScorer.from_factors(hasher, coef, vg, seed=1, init_std=0.1, dtype="float16")
+    int8 = FactorScorer.from_factors(hasher, coef, vg, seed=1, init_std=0.1, dtype="int8")
+    assert int8.weights[int8.rows[int8.keys == 7][0]] == 127
 
 
 def test_unlearned_buckets_score_as_the_model():

@@ -111,7 +111,8 @@ class FactorScorer(ServingScorer):
         if keys is not None and np.any((keys >= 1 << hasher.bits) & (keys != _EMPTY)):
             raise ValueError(f"the table holds buckets >= 2**{hasher.bits}")
         if dtype != "int8" and not (_finite(weights, dtype) and _finite(factors, dtype)):
-            raise ValueError("the stored weights or factors are not all finite")
+            raise ValueError(f"the stored weights or factors are not all finite (as {dtype}, "
+                             "which holds magnitudes up to 65504 as float16: use float32 or int8)")
         self.hasher, self.keys, self.rows = hasher, keys, rows
         self.weights, self.factors = weights, factors
         self.dtype, self.scale, self.factor_scale = dtype, float(scale), float(factor_scale)
