@@ -19,6 +19,8 @@ def fitted(cls):
 MODELS = {"ftrl": fitted(FTRLClassifier), "fm": fitted(FMClassifier), "ffm": fitted(FFMClassifier)}
 MODELS["scorer"] = MODELS["ftrl"].to_scorer("float32", "sparse")
 MODELS["dense-int8"] = MODELS["ftrl"].to_scorer("int8", "dense")
+MODELS["fm-scorer"] = MODELS["fm"].to_scorer("float16", "sparse")
+MODELS["ffm-scorer"] = MODELS["ffm"].to_scorer("int8", "dense")
 
 class ClearsRowOnStr:
     """A categorical value whose str() empties the row that holds it."""
@@ -172,7 +174,7 @@ def check(m):
     for t in threads: t.join()
     assert not bad, (m, bad[:5])
 
-for m in (MODELS["ftrl"], MODELS["fm"], MODELS["scorer"]):
+for m in (MODELS["ftrl"], MODELS["fm"], MODELS["scorer"], MODELS["fm-scorer"]):
     check(m)
 print("ok")
 ''', timeout=300)
