@@ -264,6 +264,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="--serve: concurrent connections of the load points")
     be.add_argument("--feedback-rate", type=float, default=0.005,
                     help="--serve: share of predictions whose click is sent back (0: none)")
+    be.add_argument("--generator", choices=("wrk", "ab"),
+                    help="--serve: the load generator (default: wrk if installed, else ab)")
     be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
                     help="make_criteo rows, or the real Criteo sample ($FASTCTR_DATA)")
     be.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
@@ -814,7 +816,8 @@ def _bench_serve(args) -> int:
     try:
         report = run_serve_bench(args.out, duration=args.duration,
                                  concurrency=tuple(args.concurrency),
-                                 feedback_rate=args.feedback_rate, bits=args.bits)
+                                 feedback_rate=args.feedback_rate, bits=args.bits,
+                                 generator=args.generator)
     except RuntimeError as e:  # no load generator, or a service that did not start
         raise CLIError(str(e)) from None
     print(report["table"])

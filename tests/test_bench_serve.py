@@ -2,19 +2,25 @@
 driven by the compiled load generator for a second per point (tiny load: two connections),
 and the table, JSON and chart written. Speed itself is not asserted here (benches/, README)."""
 import json
+import os
 import subprocess
 import sys
 
-from fastctr.bench.serve_load import find_generator, markdown_table, wrk_script
+import pytest
+
+from fastctr.bench.serve_load import markdown_table, wrk_script
 
 
-def test_bench_serve_measures_both_services(tmp_path):
-    generator = find_generator()  # .ci/run installs wrk; a RuntimeError names it otherwise
+def bench(*options: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fastctr.cli", "bench", "--serve", *options],
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.parametrize("generator", ["wrk", "ab"])  # .ci/run installs both
+def test_bench_serve_measures_both_services(tmp_path, generator):
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "fastctr.cli", "bench", "--serve", "--duration", "1",
-         "--concurrency", "2", "--feedback-rate", "0.05", "--bits", "18", "--out", str(out)],
-        capture_output=True, text=True, timeout=900)
+    done = bench("--generator", generator, "--duration", "1", "--concurrency", "2",
+                 "--feedback-rate", "0.05", "--bits", "18", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "serve-bench.json").read_text())
     assert report["generator"] == generator
@@ -38,6 +44,14 @@ def test_bench_serve_measures_both_services(tmp_path):
     png = (out / "serve-bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert "| fastctr | single | 2 |" in done.stdout
+
+
+def test_without_a_load_generator_nothing_is_measured(tmp_path):
+    """No wrk nor ab on PATH: one line saying what to install, a non-zero exit, no files."""
+    done = bench("--out", str(tmp_path / "out"), env={**os.environ, "PATH": str(tmp_path)})
+    assert done.returncode != 0
+    assert "needs a compiled load generator: wrk (apt-get install wrk) or ab" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
 
 
 def test_wrk_script_quotes_any_body():
