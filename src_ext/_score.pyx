@@ -51,6 +51,18 @@ cdef inline double sigmoid(double m) noexcept nogil:
     return 1.0 / (1.0 + exp(-m))
 
 
+cdef inline void _store(double* out, Py_ssize_t r, double m, bint proba) noexcept nogil:
+    """Row r's result of a batch call: its margin at ``out[r]``, or with ``proba`` its
+    probabilities of no click and click at ``out[2r]``, ``out[2r + 1]``."""
+    cdef double p
+    if proba:
+        p = sigmoid(m)
+        out[2 * r] = 1.0 - p
+        out[2 * r + 1] = p
+    else:
+        out[r] = m
+
+
 cdef class RowHasher:
     """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
     cdef Spec spec
@@ -305,7 +317,7 @@ cdef class FTRLScorer(_LiveScorer):
         cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
         cdef const float* val = &values[0] if values.shape[0] else NULL
         cdef const char* zn = <const char*>&self.zn[0, 0]
-        cdef double m, p
+        cdef double m
         with nogil:
             for j in range(indptr[start], indptr[stop]):
                 if <uint32_t>idx[j] >= size:  # a negative index wraps to >= size
@@ -319,12 +331,7 @@ cdef class FTRLScorer(_LiveScorer):
                         prefetch(zn + <Py_ssize_t>idx[j] * 2 * sizeof(double))
                 a, b = indptr[r], indptr[r + 1]
                 m = self.linear(idx + a, val + a, b - a)
-                if proba:
-                    p = sigmoid(m)
-                    out[2 * r] = 1.0 - p
-                    out[2 * r + 1] = p
-                else:
-                    out[r] = m
+                _store(&out[0], r, m, proba)
 
 
 cdef int _check_batch(const int64_t[::1] indptr, Py_ssize_t n_indices, Py_ssize_t n_values,
@@ -588,7 +595,7 @@ cdef class DenseScorer:
         _check_batch(indptr, indices.shape[0], values.shape[0], out.shape[0], start, stop,
                      2 if proba else 1)
         cdef Py_ssize_t r = start, a, ahead
-        cdef double m, p
+        cdef double m
         cdef bint bad = False
         cdef const int32_t* idx = &indices[0] if indices.shape[0] else NULL
         cdef const float* val = &values[0] if values.shape[0] else NULL
@@ -601,12 +608,7 @@ cdef class DenseScorer:
                 m = self.margin(idx + a, val + a, indptr[r + 1] - a, &bad)
                 if bad:
                     break
-                if proba:
-                    p = sigmoid(m)
-                    out[2 * r] = 1.0 - p
-                    out[2 * r + 1] = p
-                else:
-                    out[r] = m
+                _store(&out[0], r, m, proba)
         if bad:
             raise ValueError(f"row indices must lie in [0, {self.size}): row {r} has one outside")
 
@@ -915,7 +917,7 @@ cdef class FactorTable:
         cdef const uint16_t[::1] fl
         cdef const uint16_t* pf = NULL
         cdef Py_ssize_t r, a, longest = 0, nnz = indices.shape[0]
-        cdef double m, p
+        cdef double m
         cdef int bad = 0
         _check_batch(indptr, nnz, values.shape[0], out.shape[0], start, stop,
                      2 if proba else 1)
@@ -941,12 +943,7 @@ cdef class FactorTable:
                                    &found[0], &bad)
                 if bad:
                     break
-                if proba:
-                    p = sigmoid(m)
-                    out[2 * r] = 1.0 - p
-                    out[2 * r + 1] = p
-                else:
-                    out[r] = m
+                _store(&out[0], r, m, proba)
         if bad == BAD_INDEX:
             raise ValueError(f"row indices must lie in [0, {self.t.size}): row {r} has one "
                              "outside")
