@@ -104,8 +104,9 @@ def test_two_worker_processes_learn_each_click_once(tmp_path, serve):
                              for _ in range(10)), what="every worker to serve the snapshot")
         versions = {http.get("/model").json()["version"] for _ in range(10)}
         assert len(versions) == 1
-        learners = [http.get("/health").json()["learner"]["learner"] for _ in range(20)]
-        assert True in learners  # one of the workers learns (the others answer False)
+        learners = [http.get("/health").json()["learner"] for _ in range(20)]
+        # one of the workers learns (the others answer False), its kernels warmed up first
+        assert any(one["learner"] and one["warm_up_s"] > 0 for one in learners)
     server.stop()
     np.testing.assert_array_equal(load(path).state.zn, reference.model.state.zn)  # nothing more
 

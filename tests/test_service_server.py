@@ -75,6 +75,25 @@ def test_serve_predicts_and_learns_over_http(tmp_path):
         assert client.get("/docs").status_code == 200
 
 
+def test_learning_warmed_up_before_ready_and_model_untouched(tmp_path):
+    """/health says ready only once the learning kernels are warm (the first click would
+    stall the server for seconds otherwise); the warm-up learns on a clone, not the model."""
+    model = trained()
+    path = model_file(tmp_path, model)
+    with serving(path, "--learn") as client:
+        seen = [client.get("/health").json()]
+        deadline = time.monotonic() + 120
+        while not seen[-1]["ready"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen.append(client.get("/health").json())
+        assert seen[-1]["ready"] and seen[-1]["warm_up_s"] > 0
+        assert all(h["warm_up_s"] is None for h in seen[:-1])
+        for row in ROWS[420:430]:
+            assert client.post("/predict", json={"features": row}).json()["ctr_probability"] \
+                == model.predict_one(row)
+        assert client.get("/model").json()["rows_learned"] == 400
+
+
 def test_reload_under_concurrent_traffic_fails_no_request(tmp_path):
     """Two model files swapped in turn under the served path (atomic renames, then POST
     /model/reload; the watcher may reload first): every answer is 200 and is exactly the

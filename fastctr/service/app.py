@@ -233,6 +233,8 @@ def build_app(settings: Settings) -> FastAPI:
                               "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
     app.state.fallback, app.state.fell_back = fallback, None  # (when, why) it last served
+    # seconds the learning kernels took to warm up (None: not yet; /health is not ready)
+    app.state.warm_up_s = None if learn_here else 0.0
     app.state.arms = Arms(holder, settings.ab, learn=learn_here, mmap=holder.mmap) \
         if settings.ab else None
     app.telemetry = app.state.telemetry = _telemetry(settings, stores, app.state.arms)
@@ -591,8 +593,10 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
              summary="live / ready / degraded, with the reasons")
     async def health() -> Response:
         reasons, shared_info = _reasons(app)
-        return _json({"status": "degraded" if reasons else "ok", "live": True, "ready": True,
-                      "reasons": reasons, "model_version": holder.current.version,
+        warm_up_s = app.state.warm_up_s
+        return _json({"status": "degraded" if reasons else "ok", "live": True,
+                      "ready": warm_up_s is not None, "warm_up_s": warm_up_s, "reasons": reasons,
+                      "model_version": holder.current.version,
                       "impressions": None if impressions is None or stores.shared else len(impressions),
                       "features": features.stats(), **shared_info})
 
@@ -754,6 +758,8 @@ async def _lifespan(app: FastAPI):
         if settings.learn and settings.snapshot_every:
             tasks.append(asyncio.create_task(_snapshots(one, settings.snapshot_every)))
     tasks.append(asyncio.create_task(_ticks(app)))
+    if app.state.warm_up_s is None:
+        tasks.append(asyncio.create_task(_warm_up(app, holders)))
     try:
         yield
     finally:
@@ -767,6 +773,21 @@ async def _lifespan(app: FastAPI):
         if learner is not None:  # drains the queue and snapshots if this worker learns
             await asyncio.to_thread(learner.stop)
         app.state.telemetry.close()
+
+
+async def _warm_up(app: FastAPI, holders: list[ModelHolder]) -> None:
+    """Warm the learning kernels up (seconds on a first run, see ServedModel.warm_up) while
+    /health says not ready, so that the first click does not stall the event loop."""
+    seconds = 0.0
+    for one in holders:
+        served = one.current
+        if served.learnable:
+            try:
+                seconds += await asyncio.to_thread(served.warm_up)
+            except Exception:  # not ready forever would be worse: the first click pays
+                log.exception("warming the learning of %s up failed", served.version)
+    app.state.warm_up_s = round(seconds, 3)
+    log.info("learning warmed up in %.2f s: ready", seconds)
 
 
 async def _watch(holder: ModelHolder, every: float) -> None:

@@ -180,6 +180,7 @@ class Learner:
         self.snapshot_every, self.batch, self.poll = float(snapshot_every), int(batch), float(poll)
         self.lock = LearnerLock(self.path)
         self.model: ServedModel | None = None  # our own copy, loaded when we got the lock
+        self.warm_up_s: float | None = None  # seconds its learning kernels took to warm up
         # called with (impressions, clicks) after each batch learned (the live quality monitor)
         self.on_learn: Callable[[list[Impression], list[int]], None] | None = None
         self.learned = self.snapshots = self.errors = self.dropped = 0
@@ -221,13 +222,20 @@ class Learner:
         if not self.lock.acquire():
             return False
         try:
-            self.model = ServedModel.load(self.path, learn=True)
+            self._load()
         except BaseException:
             self.lock.release()
             raise
         self._learned_at_snapshot = self.learned
         log.info("learner: this process learns (pid %d, lock %s)", os.getpid(), self.lock.path)
         return True
+
+    def _load(self) -> None:
+        """Load the model file to learn on, its learning kernels warmed up before the first
+        click is popped (seconds on a first run: the queue holds the clicks meanwhile)."""
+        model = ServedModel.load(self.path, learn=True)
+        self.warm_up_s = round(model.warm_up(), 3)
+        self.model = model
 
     def step(self) -> int:
         """Learn up to ``batch`` queued clicks, in order; the number learned."""
@@ -250,7 +258,7 @@ class Learner:
             return False
         if self._replaced():
             self.dropped += self.learned - self._learned_at_snapshot
-            self.model = ServedModel.load(self.path, learn=True)
+            self._load()
             self._learned_at_snapshot = self.learned
             log.warning("learner: %s was replaced; learning from it now", self.path)
             return False
@@ -294,4 +302,5 @@ class Learner:
     def health(self) -> dict:
         """For ``/health`` and ``/metrics``."""
         return {"learner": self.is_learner, "learned": self.learned, "snapshots": self.snapshots,
-                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error}
+                "dropped": self.dropped, "errors": self.errors, "last_error": self.last_error,
+                "warm_up_s": self.warm_up_s}

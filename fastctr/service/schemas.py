@@ -111,6 +111,8 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     live: bool
     ready: bool
+    warm_up_s: float | None = Field(..., description="seconds the learning kernels took to "
+                                    "warm up at start (null: still warming, not ready)")
     reasons: list[str]
     model_version: str
     impressions: int | None
