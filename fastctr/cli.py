@@ -36,7 +36,7 @@ from fastctr.models.ftrl import FTRLClassifier
 from fastctr.online import metrics
 from fastctr.online.holdout import HoldOut
 from fastctr.online.training import TRAIN_CONSTRAINTS, train, warm_up
-from fastctr.serving.files import destination, load
+from fastctr.serving.files import destination, load, probe_writable
 
 log = logging.getLogger("fastctr")
 
@@ -355,7 +355,8 @@ def _check_inputs(paths: Sequence[str]) -> None:
 
 def _check_output(path: str, what: str = "the model") -> None:
     """Fail before any work when ``path`` cannot be written: a missing folder, a directory,
-    or a folder where no file can be created (tried with a temporary file)."""
+    or a folder where no file can be created (tried with a temporary file named as a
+    save's, so one a kill leaves is removed by the next save)."""
     if os.path.isdir(path):
         raise CLIError(f"cannot write {what} to {path!r}: it is a directory; name a file, e.g. "
                        f"-o {os.path.join(path, DEFAULT_OUTPUT)}")
@@ -364,9 +365,7 @@ def _check_output(path: str, what: str = "the model") -> None:
         problem = "is not a directory" if os.path.exists(folder) else "does not exist"
         raise CLIError(f"cannot write {what} to {path!r}: the directory {folder!r} {problem}")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        probe_writable(path)
     except OSError as error:
         raise CLIError(f"cannot write {what} to {path!r}: {error.strerror}") from None
 

@@ -188,3 +188,18 @@ def test_kill_9_during_a_save_leaves_nothing_behind_for_long(tmp_path, model):
     model.save(path)  # the next save to the same path cleans up
     assert os.listdir(tmp_path) == ["m.fctr"]
     assert _same(load(path), model)
+
+
+def test_a_kill_during_the_clis_write_probe_is_cleaned_by_the_next_save(tmp_path, model):
+    """``fastctr train`` probes the output folder with a temporary file before any work
+    (issue 14): named and locked as a save's, so one a kill leaves is removed by the save."""
+    target = tmp_path / "model.fctr"
+    killed = subprocess.run(  # killed between creating the probe and removing it
+        [sys.executable, "-c", "import os; from fastctr import cli; "
+         "os.unlink = lambda path: os._exit(9); "
+         f"cli._check_output({str(target)!r})"], cwd=REPO, timeout=120)
+    assert killed.returncode == 9
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".model.fctr.fastctr-tmp-"), left
+    model.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.fctr"]

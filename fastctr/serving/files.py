@@ -165,6 +165,24 @@ def destination(path) -> Path:
 _TEMPORARY = ".fastctr-tmp-"  # in a temporary file's name: .NAME.fastctr-tmp-PID-RANDOM
 
 
+def probe_writable(path) -> None:
+    """Create and remove a temporary file next to ``path`` as a save does (named and locked
+    as its temporary files are, so one left by a kill is removed by the next save); OSError
+    when the folder takes no new file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> probe_writable(os.path.join(tempfile.mkdtemp(), "model.fctr"))
+    """
+    fd, tmp, _ = _create_temporary(Path(path))
+    try:
+        os.unlink(tmp)  # before closing: the lock is held until the name is gone
+    finally:
+        os.close(fd)
+
+
+
 def _create_temporary(target: Path) -> tuple[int, str, int]:
     """A new temporary file next to ``target``, locked (see :func:`_remove_stale_temporaries`),
     readable by its owner only while written. Returns its descriptor, its path and the mode the
