@@ -294,8 +294,14 @@ def test_corrupt_model_serves_the_constant_fallback_until_its_file_loads(tmp_pat
             assert answer["ctr_probability"] == 0.01 and answer["model_version"] == "prior-0.01"
         batch = client.post("/predict", json={"rows": [{"features": r} for r in ROWS[:3]]})
         assert batch.json()["predictions"] == [0.01] * 3
+        # a fallback's answer is not learned, and its click is told so (not "never predicted")
         feedback = client.post("/feedback", json={"request_id": answer["request_id"], "click": 1})
-        assert feedback.status_code == 404  # a fallback's answer is not learned
+        assert feedback.status_code == 409, feedback.text
+        assert "scored by the fallback prior-0.01" in feedback.json()["detail"]
+        clicks = [{"request_id": rid, "click": 0} for rid in batch.json()["request_ids"][:2]]
+        results = client.post("/feedback", json={"feedback": clicks}).json()
+        assert results["learned"] == 0 and [r["status"] for r in results["results"]] == [409, 409]
+        assert "does not learn" in results["results"][0]["detail"]
         health = client.get("/health").json()
         assert health["status"] == "degraded"  # the reason: the file's fault, what serves
         assert "checksum mismatch" in health["reasons"][0] and "prior-0.01" in health["reasons"][0]

@@ -147,3 +147,27 @@ def test_services_of_two_models_share_a_redis_apart(tmp_path, redis_url):
         wait_for(lambda: learners[0].learned == 1, what="a's learner")
         assert learners[1].is_learner and learners[1].learned == 0
         assert b.post("/feedback", json={"request_id": "same", "click": 0}).status_code == 200
+
+
+def test_a_click_on_a_fallbacks_answer_is_refused_and_never_learned(tmp_path, redis_url):
+    """The fallback's answers are kept as markers: their click gets a 409 saying so (not a
+    404 "never predicted"), and the learner skips the marker the queue got."""
+    with worker(model_file(tmp_path), redis_url, fallback_ctr=0.02) as a:
+        model = a.app.state.holder.current.model
+
+        def broken(row):
+            raise RuntimeError("weights unreadable")
+
+        model.predict_one = broken
+        answer = a.post("/predict", json={"features": ROWS[0], "request_id": "f0"}).json()
+        assert answer["ctr_probability"] == 0.02
+        del model.predict_one
+        assert a.post("/predict", json={"features": ROWS[1], "request_id": "m0"}).status_code == 200
+        refused = a.post("/feedback", json={"request_id": "f0", "click": 1})
+        assert refused.status_code == 409, refused.text
+        assert "scored by the fallback prior-0.02" in refused.json()["detail"]
+        assert a.post("/feedback", json={"request_id": "m0", "click": 1}).status_code == 200
+        learner = a.app.state.stores.shared.learner
+        wait_for(lambda: learner.learned == 1 and len(learner.queue) == 0, what="the click learned")
+        time.sleep(0.2)
+        assert learner.learned == 1  # the marker was skipped, not learned

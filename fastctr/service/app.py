@@ -32,7 +32,13 @@ from pydantic.json_schema import models_json_schema
 from fastctr.service import schemas
 from fastctr.service.arms import Arms, unit_of
 from fastctr.service.breaker import Unavailable
-from fastctr.service.errors import AlreadyLabelled, ClientError, Conflict, UnknownImpression
+from fastctr.service.errors import (
+    AlreadyLabelled,
+    ClientError,
+    Conflict,
+    ScoredByFallback,
+    UnknownImpression,
+)
 from fastctr.service.fallback import fallback_model
 from fastctr.service.rows import (
     check_features,
@@ -51,6 +57,8 @@ from fastctr.service.stores import (
     ImpressionStore,
     LocalFeatureStore,
     LocalImpressionStore,
+    fallback_marker,
+    refused,
 )
 from fastctr.service.telemetry import TICK, Telemetry, endpoint_of, state_of
 
@@ -467,11 +475,12 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         return items
 
     def _keep(served: ServedModel, raw, p: float, rid: str, where: str, arm: str = "main") -> None:
-        if served is fallback:  # a fallback's answer: nothing to learn (feedback gets 404)
-            return
-        impression = served.impression(raw, p)
-        if arm != "main":
-            impression = dataclasses.replace(impression, arm=arm)
+        if served is fallback:  # nothing to learn: a marker, so that its click gets the truth
+            impression = fallback_marker(served.version)
+        else:
+            impression = served.impression(raw, p)
+            if arm != "main":
+                impression = dataclasses.replace(impression, arm=arm)
         try:
             impressions.put(rid, impression)
         except Conflict as e:
@@ -482,7 +491,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
               responses={**_answers(schemas.FeedbackAnswer),
                          403: {"model": schemas.Error, "description": "the service does not learn"},
                          404: {"model": schemas.Error, "description": "unknown or expired id"},
-                         409: {"model": schemas.Error, "description": "labelled already"}},
+                         409: {"model": schemas.Error, "description": "labelled already, or "
+                                                                     "scored by the fallback"}},
               summary="Learn the click (1) or no click (0) of a predicted row")
     async def feedback(request: Request) -> Response:
         doc = decode(await _read(request, max_body))
@@ -498,11 +508,15 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             results, taken, clicks = [], [], []
             for rid, click in items:
                 try:
-                    taken.append(impressions.take(rid))
-                except (UnknownImpression, AlreadyLabelled) as e:
+                    impression = impressions.take(rid)
+                    refusal = refused(rid, impression)
+                    if refusal is not None:
+                        raise refusal
+                except (UnknownImpression, AlreadyLabelled, ScoredByFallback) as e:
                     status = 404 if isinstance(e, UnknownImpression) else 409
                     results.append({"request_id": rid, "status": status, "detail": e.args[0]})
                     continue
+                taken.append(impression)
                 clicks.append(click)
                 results.append({"request_id": rid, "status": 200, "detail": None})
             _learn(served, taken, clicks)
@@ -521,6 +535,9 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             raise ClientError(404, "request_id", e.args[0]) from None
         except AlreadyLabelled as e:
             raise ClientError(409, "request_id", e.args[0]) from None
+        refusal = refused(rid, impression)
+        if refusal is not None:
+            raise ClientError(409, "request_id", refusal.args[0])
         _learn(served, [impression], [click])
         return _json({"learned": 1, "model_version": served.version, "results": None})
 
@@ -536,7 +553,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
 
     def _refusal(error: Exception, field: str) -> ClientError:
         status = 404 if isinstance(error, UnknownImpression) else 409 \
-            if isinstance(error, AlreadyLabelled) else 503
+            if isinstance(error, (AlreadyLabelled, ScoredByFallback)) else 503
         return ClientError(status, field, error.args[0])
 
     def _label(doc: Any, where: str) -> tuple[str, int]:

@@ -31,5 +31,10 @@ class AlreadyLabelled(LookupError):
     at most once. HTTP 409."""
 
 
+class ScoredByFallback(LookupError):
+    """The answer under this request id was scored by the fallback, which never learns: its
+    click is refused, not learned. HTTP 409."""
+
+
 class Conflict(LookupError):
     """An impression is stored under this request id already (ids must be unique). HTTP 409."""

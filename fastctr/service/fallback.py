@@ -6,8 +6,8 @@ service starts on the fallback and the file watcher swaps the primary in once it
 loads) or when scoring with the primary raises anything but a client's mistake. Either way
 ``/health`` says degraded with the reason, answers carry the fallback's ``model_version``
 (``prior-0.01`` for a constant, else the file's checksum) and ``/metrics`` counts
-``fastctr_fallback_rows_total``. The fallback never learns: feedback on its impressions is
-accepted and not learned.
+``fastctr_fallback_rows_total``. The fallback never learns: its answers are kept as markers
+(:func:`~fastctr.service.stores.fallback_marker`), so their feedback gets a 409 saying so.
 """
 from __future__ import annotations
 

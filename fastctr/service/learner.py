@@ -27,7 +27,7 @@ from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import AlreadyLabelled, UnknownImpression
 from fastctr.service.redis_store import RedisImpressionStore
 from fastctr.service.served import ServedModel, _file_id
-from fastctr.service.stores import Impression
+from fastctr.service.stores import FALLBACK_ARM, Impression, refused
 
 log = logging.getLogger("fastctr.service")
 
@@ -88,7 +88,8 @@ class FeedbackQueue:
         """Queue each impression with its click, atomically taking it from the store.
 
         Returns, per request id, the :class:`Impression` queued or the error for that id
-        (:class:`UnknownImpression` 404, :class:`AlreadyLabelled` 409, :class:`QueueFull` 503).
+        (:class:`UnknownImpression` 404, :class:`AlreadyLabelled` or
+        :class:`~fastctr.service.errors.ScoredByFallback` 409, :class:`QueueFull` 503).
         Raises :class:`Unavailable` when Redis is down (nothing was queued).
         """
         keys = [self.impressions._key(rid) for rid in request_ids] + [self.key]
@@ -97,6 +98,8 @@ class FeedbackQueue:
         return [self._outcome(rid, answer) for rid, answer in zip(request_ids, answers)]
 
     def _outcome(self, request_id: str, answer) -> Impression | LookupError | QueueFull:
+        # a fallback's marker went to the queue too (the script does not decode it): the
+        # learner skips it, the client is told the truth
         if answer == 0:
             return UnknownImpression(f"no impression under request id {request_id!r}: never predicted, "
                                      f"expired (kept {self.impressions.ttl:g} s) or evicted")
@@ -106,7 +109,8 @@ class FeedbackQueue:
         if answer == 3:
             return QueueFull(f"the feedback queue holds {self.max_items} clicks: the learner is behind "
                              "or not running; retry later")
-        return Impression.from_bytes(answer[1:])
+        impression = Impression.from_bytes(answer[1:])
+        return refused(request_id, impression) or impression
 
     def pop(self, max_items: int) -> tuple[list[Impression], list[int]]:
         """Up to ``max_items`` clicks, oldest first, removed from the queue."""
@@ -238,14 +242,17 @@ class Learner:
         self.model = model
 
     def step(self) -> int:
-        """Learn up to ``batch`` queued clicks, in order; the number learned."""
-        impressions, clicks = self.queue.pop(self.batch)
+        """Learn up to ``batch`` queued clicks, in order (skipping the fallback's markers);
+        the number taken from the queue."""
+        popped = self.queue.pop(self.batch)
+        kept = [(imp, click) for imp, click in zip(*popped) if imp.arm != FALLBACK_ARM]
+        impressions, clicks = [imp for imp, _ in kept], [click for _, click in kept]
         if impressions:
             self.model.learn(impressions, clicks)
             self.learned += len(impressions)
             if self.on_learn is not None:
                 self.on_learn(impressions, clicks)
-        return len(impressions)
+        return len(popped[0])
 
     def snapshot(self) -> bool:
         """Write the model atomically if it learned since the last snapshot.

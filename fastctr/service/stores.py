@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-from fastctr.service.errors import AlreadyLabelled, Conflict, UnknownImpression
+from fastctr.service.errors import AlreadyLabelled, Conflict, ScoredByFallback, UnknownImpression
 
 #: first bytes of an encoded Impression: b"FI" and the format version
 _MAGIC = b"FI\x01"
@@ -118,6 +118,24 @@ class FeatureStore(Protocol):
 
 
 _TAKEN = object()  # the tombstone of a labelled impression
+
+#: the arm of an answer the fallback scored: kept as an empty marker so that its click is
+#: refused for what it is (ScoredByFallback, 409), not with a 404 saying "never predicted"
+FALLBACK_ARM = "(fallback)"
+
+
+def fallback_marker(version: str) -> Impression:
+    """What is kept for an answer the fallback ``version`` scored."""
+    return Impression(b"", b"", b"", version, FALLBACK_ARM)
+
+
+def refused(request_id: str, impression: Impression) -> ScoredByFallback | None:
+    """The refusal of a click on a fallback's answer; None for an impression to learn."""
+    if impression.arm != FALLBACK_ARM:
+        return None
+    return ScoredByFallback(f"request id {request_id!r} was scored by the fallback "
+                            f"{impression.model_version} (the model could not score it): "
+                            "the fallback does not learn, so its click is not learned")
 
 
 class LocalImpressionStore:
