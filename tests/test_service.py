@@ -411,3 +411,21 @@ def test_settings_travel_through_the_environment(tmp_path):
 def test_a_missing_model_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.fctr"):
         create_app(tmp_path / "missing.fctr")
+
+
+def test_a_reloaded_learning_model_is_warmed_up_before_it_serves(tmp_path, monkeypatch):
+    """A model of another class swapped in would compile at its first click: it is warmed up
+    (on a clone: its answers unchanged) before the swap."""
+    from fastctr.service.served import ServedModel
+
+    warmed, real = [], ServedModel.warm_up
+    monkeypatch.setattr(ServedModel, "warm_up", lambda self: warmed.append(self) or real(self))
+    path = model_file(tmp_path)
+    with learning_client(path) as client:
+        fm = trained(MODELS["fm"])
+        fm.save(path)
+        assert client.post("/model/reload").json()["class"] == "FMClassifier"
+        assert warmed[-1] is client.app.state.holder.current
+        for row in ROWS[400:405]:
+            assert client.post("/predict", json={"features": row}).json()["ctr_probability"] \
+                == fm.predict_one(row)

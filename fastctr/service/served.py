@@ -197,6 +197,8 @@ class ModelHolder:
                 return self.current
             try:
                 new = ServedModel.load(self.path, learn=self.learn_enabled, mmap=self.mmap)
+                if self.learn_enabled:  # a new class's first click would compile: warm it now
+                    new.warm_up()  # (2 ms when its kernels are loaded already)
             except (OSError, ValueError) as e:
                 self.problems["reload"] = f"reloading {self.path} failed, serving version " \
                                           f"{self.current.version}: {e}"
