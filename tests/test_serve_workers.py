@@ -102,7 +102,11 @@ def test_two_worker_processes_learn_each_click_once(tmp_path, serve):
         want = reference.model.predict_one(probe)
         wait_for(lambda: all(http.post("/predict", json={"features": probe}).json()["ctr_probability"] == want
                              for _ in range(10)), what="every worker to serve the snapshot")
-        versions = {http.get("/model").json()["version"] for _ in range(10)}
+        # the predictions may all come from one worker: each one's reload poll is its own
+        snapshot = load(path)
+        wait_for(lambda: {http.get("/model").json()["rows_learned"] for _ in range(20)}
+                 == {snapshot.n_rows_seen_}, what="every worker to load the last snapshot")
+        versions = {http.get("/model").json()["version"] for _ in range(20)}
         assert len(versions) == 1
         learners = [http.get("/health").json()["learner"] for _ in range(20)]
         # one of the workers learns (the others answer False), its kernels warmed up first
