@@ -85,30 +85,31 @@ def pydantic_app(model) -> FastAPI:
     return app
 
 
-def median_us(calls: list, repeat: int) -> float:
-    """Median microseconds of one synchronous call, cycling through ``calls``."""
-    times = []
-    for i in range(repeat):
-        f = calls[i % len(calls)]
-        start = CLOCK()
-        f()
-        times.append(CLOCK() - start)
-    return 1e6 * statistics.median(times)
+def interleaved_us(variants: dict, repeat: int, block: int = 50) -> dict:
+    """Median microseconds of one call of each variant. ``variants``: name -> (calls, is
+    async). The variants take turns, ``block`` calls at a time (caches stay warm within a
+    block), so that a slow spell of the machine (another process, a frequency change) falls
+    on all of them alike."""
+    times: dict = {name: [] for name in variants}
 
-
-def median_us_async(calls: list, repeat: int) -> float:
     async def run():
-        times = []
-        for i in range(repeat):
-            f = calls[i % len(calls)]
-            start = CLOCK()
-            status, body = await f()
-            times.append(CLOCK() - start)
-            if status != 200:
-                raise RuntimeError(f"{status}: {body[:200]!r}")
-        return 1e6 * statistics.median(times)
+        for first in range(0, repeat, block):
+            for name, (calls, is_async) in variants.items():
+                for i in range(first, min(first + block, repeat)):
+                    f = calls[i % len(calls)]
+                    start = CLOCK()
+                    if is_async:
+                        status, body = await f()
+                        elapsed = CLOCK() - start
+                        if status != 200:
+                            raise RuntimeError(f"{name}: {status}: {body[:200]!r}")
+                    else:
+                        f()
+                        elapsed = CLOCK() - start
+                    times[name].append(elapsed)
 
-    return asyncio.run(run())
+    asyncio.run(run())
+    return {name: 1e6 * statistics.median(t) for name, t in times.items()}
 
 
 def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int = 30) -> dict:
@@ -127,13 +128,12 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
     hasher = model.hasher_
     sample = rows[:1000]
     bodies = [orjson.dumps({"features": r}) for r in sample]
-    report = {}
-    for _ in range(2):  # the first round warms caches and compiled paths up; the second counts
-        report["predict_one_us"] = median_us([lambda r=r: model.predict_one(r) for r in sample],
-                                             calls)
-        for name, app in (("route_us", served), ("route_learn_us", learning),
-                          ("pydantic_route_us", hand), ("route_untimed_us", untimed)):
-            report[name] = median_us_async([asgi_post(app, "/predict", b) for b in bodies], calls)
+    singles = {"predict_one_us": ([lambda r=r: model.predict_one(r) for r in sample], False)}
+    for name, app in (("route_us", served), ("route_learn_us", learning),
+                      ("pydantic_route_us", hand), ("route_untimed_us", untimed)):
+        singles[name] = ([asgi_post(app, "/predict", b) for b in bodies], True)
+    interleaved_us(singles, 200)  # warms caches and compiled paths up
+    report = interleaved_us(singles, calls)
     report["overhead_us"] = report["route_us"] - report["predict_one_us"]
     report["overhead_learn_us"] = report["route_learn_us"] - report["predict_one_us"]
     report["telemetry_us"] = report["route_us"] - report["route_untimed_us"]
@@ -147,11 +147,12 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
         features = [row["features"] for row in orjson.loads(body)["rows"]]
         return model.predict_proba(hasher.transform(features))
 
-    for _ in range(2):
-        report["batch_route_ms"] = median_us_async([post], batches) / 1e3
-        report["batch_lines_route_ms"] = median_us_async([post_lines], batches) / 1e3
-        report["batch_decode_ms"] = median_us([lambda: orjson.loads(body)], batches) / 1e3
-        report["batch_direct_ms"] = median_us([direct], batches) / 1e3
+    batched = {"batch_route_ms": ([post], True), "batch_lines_route_ms": ([post_lines], True),
+               "batch_decode_ms": ([lambda: orjson.loads(body)], False),
+               "batch_direct_ms": ([direct], False)}
+    interleaved_us(batched, 2)
+    report.update({name: us / 1e3 for name, us in
+                   interleaved_us(batched, batches, block=3).items()})
     report["batch_rows"] = batch
     report["batch_rows_per_s"] = batch / report["batch_route_ms"] * 1e3
     report["batch_direct_rows_per_s"] = batch / report["batch_direct_ms"] * 1e3

@@ -11,11 +11,13 @@ import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from service_models import ROWS, model_file, trained
 
 from fastctr.online.monitor import QualityMonitor
 from fastctr.service import create_app
+from fastctr.service.telemetry import LATENCY_BUCKETS, Telemetry
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -32,6 +34,32 @@ def samples(text: str) -> dict:
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     return model_file(tmp_path_factory.mktemp("ops"), trained())
+
+
+def test_latency_histogram_equals_prometheus_clients_own():
+    """Requests counted in plain numbers and flushed give the histogram and counters that
+    prometheus-client's own observe() gives for the same latencies (bounds included)."""
+    rng = np.random.default_rng(3)
+    seconds = np.concatenate([rng.lognormal(-7, 2, 500), LATENCY_BUCKETS, [0.0, 9.0]])
+    telemetry = Telemetry()
+    registry = CollectorRegistry()
+    reference = Histogram("ref_seconds", "", buckets=LATENCY_BUCKETS, registry=registry)
+    for i, s in enumerate(seconds):
+        telemetry.observe("/predict", 200 if i % 7 else 422, float(s))
+        reference.observe(float(s))
+        if i == 250:  # flushed twice: the second adds only what grew
+            telemetry.flush()
+    telemetry.scored(3, "main")
+    m = samples(telemetry.metrics()[0].decode())
+    want = samples(generate_latest(registry).decode())
+    for le in [*map(str, LATENCY_BUCKETS), "+Inf"]:
+        got = m[("fastctr_request_duration_seconds_bucket", (("endpoint", "/predict"), ("le", le)))]
+        assert got == want[("ref_seconds_bucket", (("le", le),))], le
+    assert m[("fastctr_request_duration_seconds_sum", (("endpoint", "/predict"),))] == \
+        pytest.approx(seconds.sum())
+    assert m[("fastctr_requests_total", (("endpoint", "/predict"), ("status", "422")))] == \
+        sum(1 for i in range(len(seconds)) if i % 7 == 0)
+    assert m[("fastctr_rows_scored_total", (("arm", "main"),))] == 3
 
 
 def test_metrics_count_the_traffic_sent(model_path, tmp_path):

@@ -1,11 +1,14 @@
 """What the service tells about itself: ``GET /metrics`` (Prometheus text), ``GET /stats``
 (JSON) and the live model quality and A/B statistics that labelled feedback feeds.
 
-Per request the app calls :meth:`Telemetry.observe` (a counter and a histogram child looked
-up in a dict, and the latency written to a ring of recent ones: ~2 us, see
-benches/bench_service.py). Once a second :meth:`Telemetry.tick` turns the rest of the state
-(feature-store counters, Redis breaker, model version and age, degraded reasons, the
-learner's count) into metrics, logs new quality warnings and publishes this worker's figures.
+Per request the app calls :meth:`Telemetry.observe`, which adds to plain counts (the
+request's status, its latency bucket) and writes the latency to a ring of recent ones: about
+a microsecond, where prometheus-client's own ``inc`` and ``observe`` cost five (see
+benches/bench_service.py). Once a second, and before ``/metrics`` is answered,
+:meth:`Telemetry.flush` adds what the counts grew by to the Prometheus counters and
+histograms, and :meth:`Telemetry.tick` turns the rest of the state (feature-store counters,
+Redis breaker, model version and age, degraded reasons, the learner's count) into metrics,
+logs new quality warnings and publishes this worker's figures.
 
 **Several workers** (``fastctr serve --workers N``): the command sets
 ``PROMETHEUS_MULTIPROC_DIR`` (and ``FASTCTR_SERVE_STATS_DIR``) to one fresh temporary
@@ -21,6 +24,7 @@ and it works without ``--redis`` too.
 """
 from __future__ import annotations
 
+import bisect
 import datetime
 import json
 import logging
@@ -142,8 +146,12 @@ class Telemetry:
                                 multiprocess_mode="livemax")
         if not self.multiprocess:
             r.register(_QualityCollector(self))
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
-        self._arm_children: dict[str, Any] = {}
+        # per request: plain counts, added to the metrics above by flush()
+        self.counts: dict[tuple[str, int], int] = {}  # requests by (endpoint, status)
+        self._buckets: dict[str, list[int]] = {}  # latency bucket counts by endpoint
+        self._seconds: dict[str, float] = {}  # latency sum by endpoint
+        self._arm_rows: dict[str, int] = {}  # rows scored by arm
+        self._flushed: dict[Any, Any] = {}  # each count as last added to its metric
         # the ring of recent requests: time, endpoint index, seconds (written in place)
         self._ring_t = np.zeros(RECENT)
         self._ring_e = np.zeros(RECENT, np.uint8)
@@ -151,10 +159,8 @@ class Telemetry:
         self._ring = (memoryview(self._ring_t), memoryview(self._ring_e),
                       memoryview(self._ring_s))
         self._head = 0
-        self.counts: dict[tuple[str, int], int] = {}
         self.rows_scored = self.fallback_rows = self.received = self.learned_rows = 0
         self._history: deque = deque(maxlen=int(WINDOW / TICK) + 2)  # (time, traffic, cpu)
-        self._seen: dict[str, float] = {}  # cumulative counters last turned into metrics
         self._version = ""
         self._warnings: tuple[str, ...] = ()
         self.quality_here = stats_dir is None  # this process sees the labelled clicks
@@ -165,14 +171,14 @@ class Telemetry:
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one request and its latency."""
         key = (endpoint, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self._requests.labels(endpoint, str(status)), self._latency.labels(endpoint))
-            self.counts[key] = 0
-        children[0].inc()
-        children[1].observe(seconds)
-        self.counts[key] += 1
+        counts = self.counts
+        counts[key] = counts.get(key, 0) + 1
+        buckets = self._buckets.get(endpoint)
+        if buckets is None:
+            buckets = self._buckets[endpoint] = [0] * (len(LATENCY_BUCKETS) + 1)
+            self._seconds[endpoint] = 0.0
+        buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1  # (le: bound >= seconds)
+        self._seconds[endpoint] += seconds
         head = self._head
         ring = self._ring
         ring[0][head] = time.monotonic()
@@ -182,13 +188,31 @@ class Telemetry:
 
     def scored(self, n: int, arm: str = "main", fallback: bool = False) -> None:
         self.rows_scored += n
-        child = self._arm_children.get(arm)
-        if child is None:
-            child = self._arm_children[arm] = self._rows.labels(arm)
-        child.inc(n)
+        self._arm_rows[arm] = self._arm_rows.get(arm, 0) + n
         if fallback:
             self.fallback_rows += n
-            self._fallback.inc(n)
+
+    def flush(self) -> None:
+        """Add what the per-request counts grew by since the last flush to the metrics."""
+        for (endpoint, status), n in list(self.counts.items()):
+            self._add(self._requests.labels(endpoint, str(status)), ("requests", endpoint, status), n)
+        for endpoint, buckets in list(self._buckets.items()):
+            child = self._latency.labels(endpoint)
+            # prometheus-client has no call adding n observations to a bucket: its bucket
+            # and sum values (the ones its multiprocess files hold) are added to directly
+            for i, n in enumerate(buckets):
+                self._add(child._buckets[i], ("bucket", endpoint, i), n)
+            self._add(child._sum, ("seconds", endpoint), self._seconds[endpoint])
+        for arm, n in list(self._arm_rows.items()):
+            self._add(self._rows.labels(arm), ("rows", arm), n)
+        self._add(self._fallback, "fallback", self.fallback_rows)
+
+    def _add(self, value, key, total: float) -> None:
+        """Increment ``value`` by what the cumulative ``total`` grew since the last call."""
+        grown = total - self._flushed.get(key, 0)
+        if grown > 0:
+            value.inc(grown)
+        self._flushed[key] = total
 
     def received_labels(self, n: int) -> None:
         self.received += n
@@ -219,6 +243,7 @@ class Telemetry:
         ``state``: ``model_version``, ``model_age`` (seconds), ``reasons`` (degraded),
         ``features`` (the feature store's stats), optionally ``breaker`` (the Redis
         breaker's snapshot) and ``learner`` (its health)."""
+        self.flush()
         now = time.monotonic()
         traffic = sum(n for (e, _), n in self.counts.items() if e in TRAFFIC)
         self._history.append((now, traffic, time.process_time()))
@@ -233,26 +258,19 @@ class Telemetry:
         for key, value in state["features"].items():
             tier, _, outcome = key.rpartition("_")
             if outcome in ("hits", "misses", "errors"):
-                self._delta(self._lookups.labels(tier, outcome), key, value)
+                self._add(self._lookups.labels(tier, outcome), key, value)
         breaker = state.get("breaker")
         if breaker is not None:
             for s in BREAKER_STATES:
                 self._breaker.labels(s).set(1 if breaker["state"] == s else 0)
-            self._delta(self._redis_errors, "redis_errors", breaker["failures"] + breaker["rejected"])
+            self._add(self._redis_errors, "redis_errors", breaker["failures"] + breaker["rejected"])
         learner = state.get("learner")
         if learner is not None:
             self.quality_here = learner["learner"]
-            self._delta(self._learned, "learned", learner["learned"])
+            self._add(self._learned, "learned", learner["learned"])
         self._log_warnings()
         if self.stats_dir is not None:
             self._publish(state)
-
-    def _delta(self, counter, name: str, value: float) -> None:
-        """Increment ``counter`` by what the cumulative ``value`` grew since the last tick."""
-        grown = value - self._seen.get(name, 0)
-        if grown > 0:
-            counter.inc(grown)
-        self._seen[name] = value
 
     def _log_warnings(self) -> None:
         if not self.quality_here:
@@ -287,7 +305,8 @@ class Telemetry:
             return None
 
     def close(self) -> None:
-        """At the worker's exit: its live gauges and files go."""
+        """At the worker's exit: its last counts flushed, its live gauges and files gone."""
+        self.flush()
         if self.stats_dir is not None:
             pid = os.getpid()
             (self.stats_dir / f"worker-{pid}.json").unlink(missing_ok=True)
@@ -298,6 +317,7 @@ class Telemetry:
 
     def metrics(self) -> tuple[bytes, str]:
         """The ``/metrics`` body and its content type (every worker's, with several)."""
+        self.flush()
         if not self.multiprocess:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         registry = CollectorRegistry()
