@@ -37,12 +37,12 @@ from fastctr.io.datasets import criteo_rows
 CLOCK = time.thread_time
 
 
-def asgi_post(app, path: str, body: bytes):
+def asgi_post(app, path: str, body: bytes, content_type: bytes = b"application/json"):
     """A coroutine function posting ``body`` to ``path`` on ``app``; returns (status, body)."""
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "",
              "query_string": b"", "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 1),
-             "headers": [(b"content-type", b"application/json"),
+             "headers": [(b"content-type", content_type),
                          (b"content-length", str(len(body)).encode())]}
     message = {"type": "http.request", "body": body, "more_body": False}
 
@@ -140,24 +140,43 @@ def measure(calls: int = 3000, bits: int = 22, batch: int = 1000, batches: int =
 
     body = orjson.dumps({"rows": [{"features": r} for r in rows[:batch]]})
     lines = orjson.dumps({"rows": [{"line": line_of(r, hasher.fields)} for r in rows[:batch]]})
-    post = asgi_post(served, "/predict", body)
-    post_lines = asgi_post(served, "/predict", lines)
+    text = "\n".join(line_of(r, hasher.fields) for r in rows[:batch]).encode()
+    scorer_path = folder / "scorer.fctr"
+    model.to_scorer("float32", "dense").save(scorer_path)
+    scoring = create_app(scorer_path, reload_poll=0)
+    tsv = b"text/tab-separated-values"
 
     def direct():
         features = [row["features"] for row in orjson.loads(body)["rows"]]
         return model.predict_proba(hasher.transform(features))
 
-    batched = {"batch_route_ms": ([post], True), "batch_lines_route_ms": ([post_lines], True),
+    batched = {"batch_route_ms": ([asgi_post(served, "/predict", body)], True),
+               "batch_lines_route_ms": ([asgi_post(served, "/predict", lines)], True),
+               "batch_tsv_route_ms": ([asgi_post(served, "/predict", text, tsv)], True),
+               "batch_tsv_scorer_ms": ([asgi_post(scoring, "/predict", text, tsv)], True),
+               "batch_tsv_learn_ms": ([asgi_post(learning, "/predict", text, tsv)], True),
                "batch_decode_ms": ([lambda: orjson.loads(body)], False),
                "batch_direct_ms": ([direct], False)}
     interleaved_us(batched, 2)
     report.update({name: us / 1e3 for name, us in
                    interleaved_us(batched, batches, block=3).items()})
     report["batch_rows"] = batch
-    report["batch_rows_per_s"] = batch / report["batch_route_ms"] * 1e3
-    report["batch_direct_rows_per_s"] = batch / report["batch_direct_ms"] * 1e3
-    report["batch_lines_rows_per_s"] = batch / report["batch_lines_route_ms"] * 1e3
+    for name in list(report):
+        if name.startswith("batch_") and name.endswith("_ms"):
+            report[name[:-3] + "_rows_per_s"] = batch / report[name] * 1e3
     return report
+
+
+#: the batch measures, as the table names them
+BATCH_ROWS = (
+    ("batch_route", "/predict {n} rows as JSON objects"),
+    ("batch_decode", "orjson.loads of that body alone"),
+    ("batch_direct", "decode + transform + predict_proba, called directly"),
+    ("batch_lines_route", "/predict {n} rows as JSON lines"),
+    ("batch_tsv_route", "/predict {n} rows as a tab-separated body"),
+    ("batch_tsv_learn", "the same, learning (rows kept for feedback)"),
+    ("batch_tsv_scorer", "the same, served from a dense float32 Scorer file"),
+)
 
 
 def table(r: dict) -> str:
@@ -171,13 +190,8 @@ def table(r: dict) -> str:
         f"| FastAPI + pydantic route, same predict_one | {r['pydantic_route_us']:.1f} us |",
         f"| /predict without the request metrics (counter, histogram, latency ring) | "
         f"{r['route_untimed_us']:.1f} us ({r['telemetry_us']:+.1f} us with them) |",
-        f"| /predict {r['batch_rows']} rows | {r['batch_route_ms']:.2f} ms = "
-        f"{r['batch_rows_per_s'] / 1e6:.2f}M rows/s |",
-        f"| orjson.loads of that body | {r['batch_decode_ms']:.2f} ms |",
-        f"| /predict {r['batch_rows']} rows as lines | {r['batch_lines_route_ms']:.2f} ms = "
-        f"{r['batch_lines_rows_per_s'] / 1e6:.2f}M rows/s |",
-        f"| decode + transform + predict_proba, direct | {r['batch_direct_ms']:.2f} ms = "
-        f"{r['batch_direct_rows_per_s'] / 1e6:.2f}M rows/s |",
+        *(f"| {what.format(n=r['batch_rows'])} | {r[name + '_ms']:.2f} ms = "
+          f"{r[name + '_rows_per_s'] / 1e6:.2f}M rows/s |" for name, what in BATCH_ROWS),
     ])
 
 

@@ -97,6 +97,42 @@ def test_batch_of_lines_scores_as_predict_one(served, model):
     assert bad.status_code == 422 and bad.json()["field"] == "rows[1]"
 
 
+TSV = {"content-type": "text/tab-separated-values"}
+
+
+def test_tab_separated_body_scores_as_predict_one(served, model):
+    """A body of raw lines (no JSON) is hashed by the compiled reader straight from its
+    bytes: blank lines skipped, CRLF accepted, a bad line named, the batch limit kept."""
+    lines = [line_of(r) for r in ROWS[400:600]]
+    text = "\n".join(lines[:50]) + "\n\n" + "\r\n".join(lines[50:]) + "\r\n"
+    answer = served.post("/predict", content=text.encode(), headers=TSV)
+    assert answer.status_code == 200, answer.text
+    doc = answer.json()
+    assert doc["predictions"] == [model.predict_one(line) for line in lines]
+    assert len(set(doc["request_ids"])) == 200 and doc["model_version"] == \
+        served.get("/model").json()["version"]
+    bad = served.post("/predict", content=f"{lines[0]}\n{lines[1]}\nx\ty\n".encode(),
+                      headers={"content-type": "text/tab-separated-values; charset=utf-8"})
+    assert bad.status_code == 422 and "line 3" in bad.json()["detail"], bad.text
+    empty = served.post("/predict", content=b"\n\n", headers=TSV)
+    assert empty.status_code == 422 and "no line" in empty.json()["detail"]
+
+
+def test_tab_separated_rows_are_kept_for_feedback(tmp_path, model):
+    path = model_file(tmp_path, model)
+    reference = load(path)
+    rows, labels = ROWS[400:440], LABELS[400:440]
+    with learning_client(path, max_batch=40) as client:
+        body = "\n".join(line_of(r) for r in rows).encode()
+        ids = client.post("/predict", content=body, headers=TSV).json()["request_ids"]
+        over = client.post("/predict", content=body + b"\n" + body, headers=TSV)
+        assert over.status_code == 413
+        batch = [{"request_id": rid, "click": int(c)} for rid, c in zip(ids, labels)]
+        assert client.post("/feedback", json={"feedback": batch}).json()["learned"] == 40
+        reference.partial_fit(rows, labels)
+        np.testing.assert_array_equal(client.app.state.holder.current.model.zn_, reference.zn_)
+
+
 @pytest.mark.parametrize("kind", ["fm", "ffm"])
 def test_factorization_machines_serve_and_learn(tmp_path, kind):
     model = trained(MODELS[kind], rows=300)

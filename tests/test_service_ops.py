@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from service_models import ROWS, model_file, trained
+from service_models import ROWS, line_of, model_file, trained
 
+from fastctr import load
 from fastctr.online.monitor import QualityMonitor
 from fastctr.service import create_app
 from fastctr.service.telemetry import LATENCY_BUCKETS, Telemetry
@@ -295,6 +296,13 @@ def test_ab_without_user_routes_by_request_id_and_no_test_is_404(model_path, tmp
     again = [client.post("/predict", json={"features": ROWS[0], "request_id": "r7"}).json()["arm"]
              for _ in range(3)]
     assert len(set(again)) == 1
+    lines = [line_of(r) for r in ROWS[:40]]  # raw lines: each row routed by its new id
+    answer = client.post("/predict", content="\n".join(lines).encode(),
+                         headers={"content-type": "text/tab-separated-values"}).json()
+    assert set(answer["arms"]) == {"control", "other"}
+    models = {"control": load(model_path), "other": load(other)}
+    assert answer["predictions"] == [models[arm].predict_one(line)
+                                     for arm, line in zip(answer["arms"], lines)]
     plain = TestClient(create_app(model_path, reload_poll=0))
     assert plain.get("/ab").status_code == 404
     assert "arm" not in plain.post("/predict", json={"features": ROWS[0]}).json()

@@ -11,7 +11,10 @@ from service_models import LABELS, ROWS, model_file, trained
 
 from fastctr import load
 from fastctr.service import create_app
+from fastctr.service.errors import Conflict
+from fastctr.service.redis_store import RedisImpressionStore, RedisLink
 from fastctr.service.served import ServedModel
+from fastctr.service.stores import Impression, LocalImpressionStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -171,3 +174,19 @@ def test_a_click_on_a_fallbacks_answer_is_refused_and_never_learned(tmp_path, re
         wait_for(lambda: learner.learned == 1 and len(learner.queue) == 0, what="the click learned")
         time.sleep(0.2)
         assert learner.learned == 1  # the marker was skipped, not learned
+
+
+@pytest.mark.parametrize("where", ["local", "redis"])
+def test_impressions_put_many_keeps_new_ids_and_names_taken_ones(redis_url, where):
+    """A batch's impressions in one step (one lock, or one Redis round trip): every id not
+    in use is kept, the positions of those in use (before, or twice in the batch) returned."""
+    store = LocalImpressionStore(max_items=100, ttl=60) if where == "local" \
+        else RedisImpressionStore(RedisLink(redis_url, timeout=2.0, prefix="t:"), ttl=60)
+    kept = [Impression(np.full(i + 1, i, np.int32).tobytes(), np.ones(i + 1, np.float32).tobytes(),
+                       np.zeros(i + 1, np.uint16).tobytes(), "v1", p=i / 10) for i in range(5)]
+    store.put("b", kept[0])
+    assert store.put_many(list(zip(["a", "b", "c", "a", "d"], kept))) == [1, 3]
+    assert [store.take(rid) for rid in "acd"] == [kept[0], kept[2], kept[4]]
+    assert store.take("b") == kept[0]  # the one stored before, untouched
+    with pytest.raises(Conflict):
+        store.put("c", kept[1])

@@ -38,3 +38,7 @@ class ScoredByFallback(LookupError):
 
 class Conflict(LookupError):
     """An impression is stored under this request id already (ids must be unique). HTTP 409."""
+
+    @classmethod
+    def of(cls, request_id: str) -> Conflict:
+        return cls(f"request id {request_id!r} is in use: request ids must be unique")

@@ -229,15 +229,21 @@ class RedisImpressionStore:
         return f"{self.link.prefix}i:{request_id}"
 
     def put(self, request_id: str, impression: Impression) -> None:
+        if self.put_many([(request_id, impression)]):
+            raise Conflict.of(request_id)
+
+    def put_many(self, items: list[tuple[str, Impression]]) -> list[int]:
+        """One ``SET NX PX`` an item, all in one pipeline (one round trip)."""
+        ttl = max(1, int(self.ttl * 1000))
+        pipe = self.link.client.pipeline(transaction=False)
+        for request_id, impression in items:
+            pipe.set(self._key(request_id), b"I" + impression.to_bytes(), nx=True, px=ttl)
         try:
-            stored = self.link.call(self.link.client.set, self._key(request_id),
-                                    b"I" + impression.to_bytes(), nx=True,
-                                    px=max(1, int(self.ttl * 1000)))
+            stored = self.link.call(pipe.execute)
         except Unavailable:
-            self.dropped += 1  # degrade: the prediction is answered, its feedback cannot be
-            return
-        if not stored:
-            raise Conflict(f"request id {request_id!r} is in use: request ids must be unique")
+            self.dropped += len(items)  # degrade: predictions answered, their feedback 404
+            return []
+        return [i for i, ok in enumerate(stored) if not ok]
 
     def take(self, request_id: str) -> Impression:
         value = self.link.call(self._take, keys=[self._key(request_id)])

@@ -94,6 +94,10 @@ class ImpressionStore(Protocol):
     def put(self, request_id: str, impression: Impression) -> None:
         """Keep ``impression``; :class:`Conflict` if ``request_id`` is stored already."""
 
+    def put_many(self, items: list[tuple[str, Impression]]) -> list[int]:
+        """Keep each ``(request_id, impression)`` whose id is not stored already (in one
+        step: one lock, one round trip); the positions of those whose id was."""
+
     def take(self, request_id: str) -> Impression:
         """The impression, marked labelled (a tombstone kept until its TTL ends):
         :class:`UnknownImpression` if absent or expired, :class:`AlreadyLabelled` if taken."""
@@ -165,14 +169,23 @@ class LocalImpressionStore:
         self._lock = threading.Lock()
 
     def put(self, request_id: str, impression: Impression) -> None:
+        if self.put_many([(request_id, impression)]):
+            raise Conflict.of(request_id)
+
+    def put_many(self, items: list[tuple[str, Impression]]) -> list[int]:
         now = self._clock()
+        expires, taken = now + self.ttl, []
         with self._lock:
             self._expire(now)
-            if request_id in self._items:
-                raise Conflict(f"request id {request_id!r} is in use: request ids must be unique")
-            while len(self._items) >= self.max_items:
-                self._items.popitem(last=False)
-            self._items[request_id] = (now + self.ttl, impression)
+            kept = self._items
+            for i, (request_id, impression) in enumerate(items):
+                if request_id in kept:
+                    taken.append(i)
+                else:
+                    kept[request_id] = (expires, impression)
+            while len(kept) > self.max_items:  # the oldest go first
+                kept.popitem(last=False)
+        return taken
 
     def take(self, request_id: str) -> Impression:
         now = self._clock()
