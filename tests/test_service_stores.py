@@ -1,5 +1,7 @@
 """The service's in-process stores: bounded in items and in time; impressions learned once
 and encoded compactly, every length checked when decoded."""
+import gc
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -110,3 +112,15 @@ def test_impression_decoding_refuses_damaged_bytes(data):
 def test_impression_lengths_must_agree():
     with pytest.raises(ValueError, match="n int32 indices"):
         Impression(bytes(8), bytes(4), bytes(4), "v")
+
+
+def test_kept_impressions_are_not_tracked_by_the_garbage_collector():
+    """A million impressions waiting for their clicks must not make every full garbage
+    collection walk them (a stall of the event loop): entries are tuples of a float and
+    bytes, which the collector stops tracking."""
+    store = LocalImpressionStore(max_items=100, ttl=60)
+    store.put_many([(f"r{i}", impression(i + 1)) for i in range(50)])
+    store.take("r3")
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in store._items.values())
+    assert store.take("r7") == impression(8)

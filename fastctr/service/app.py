@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -844,6 +845,7 @@ async def _lifespan(app: FastAPI):
     tasks.append(asyncio.create_task(_ticks(app)))
     if app.state.warm_up_s is None:
         tasks.append(asyncio.create_task(_warm_up(app, holders)))
+    _freeze_heap()
     try:
         yield
     finally:
@@ -871,7 +873,16 @@ async def _warm_up(app: FastAPI, holders: list[ModelHolder]) -> None:
             except Exception:  # not ready forever would be worse: the first click pays
                 log.exception("warming the learning of %s up failed", served.version)
     app.state.warm_up_s = round(seconds, 3)
+    _freeze_heap()  # (what compiling made too)
     log.info("learning warmed up in %.2f s: ready", seconds)
+
+
+def _freeze_heap() -> None:
+    """Take what exists now (modules, the model, ~150,000 objects) out of the garbage
+    collector's sight: a full collection walking it stalled every request in flight for
+    ~0.1 s (p99 at 10 connections: 47 ms, 2.5 ms frozen; see the README's load test)."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _watch(holder: ModelHolder, every: float) -> None:

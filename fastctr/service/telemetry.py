@@ -29,6 +29,7 @@ import datetime
 import json
 import logging
 import os
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -152,6 +153,7 @@ class Telemetry:
         self._seconds: dict[str, float] = {}  # latency sum by endpoint
         self._arm_rows: dict[str, int] = {}  # rows scored by arm
         self._flushed: dict[Any, Any] = {}  # each count as last added to its metric
+        self._flush_lock = threading.Lock()  # the tick's thread and /metrics both flush
         # the ring of recent requests: time, endpoint index, seconds (written in place)
         self._ring_t = np.zeros(RECENT)
         self._ring_e = np.zeros(RECENT, np.uint8)
@@ -194,6 +196,10 @@ class Telemetry:
 
     def flush(self) -> None:
         """Add what the per-request counts grew by since the last flush to the metrics."""
+        with self._flush_lock:
+            self._flush()
+
+    def _flush(self) -> None:
         for (endpoint, status), n in list(self.counts.items()):
             self._add(self._requests.labels(endpoint, str(status)), ("requests", endpoint, status), n)
         for endpoint, buckets in list(self._buckets.items()):
