@@ -1,6 +1,6 @@
-"""``fastctr bench --serve`` as a user runs it: both services started for real on loopback,
-driven by the compiled load generator for a second per point (tiny load: two connections),
-and the table, JSON and chart written. Speed itself is not asserted here (benches/, README)."""
+"""``fastctr bench --serve`` as a user runs it: both services and the floor (a no-op app)
+started for real on loopback, driven by the compiled load generator for a second per point
+(tiny load: two connections), and the table, JSON and chart written. Speed itself is not asserted here (benches/, README)."""
 import json
 import os
 import subprocess
@@ -27,7 +27,7 @@ def test_bench_serve_measures_both_services(tmp_path, generator):
     points = report["points"]
     measured = {(p["service"], p["traffic"]) for p in points if not p["notes"]}
     kinds = {"single", "batch100"} | ({"single+feedback"} if generator == "wrk" else set())
-    assert measured == {(s, k) for s in ("fastctr", "baseline") for k in kinds}
+    assert measured == {(s, k) for s in ("fastctr", "baseline", "floor") for k in kinds}
     for p in points:
         if p["notes"]:  # ab cannot send feedback: said, not measured
             continue
@@ -40,7 +40,8 @@ def test_bench_serve_measures_both_services(tmp_path, generator):
         assert p["rows_per_s"] == p["requests_per_s"] * (100 if p["traffic"] == "batch100" else 1)
     table = (out / "serve-bench.md").read_text()
     assert table.strip() == markdown_table(points)
-    assert table.count("| fastctr |") == table.count("| baseline |") == len(points) // 2
+    assert table.count("| fastctr |") == table.count("| baseline |") == table.count("| floor |") \
+        == len(points) // 3
     png = (out / "serve-bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert "| fastctr | single | 2 |" in done.stdout

@@ -1,7 +1,8 @@
-"""Load test over loopback: ``fastctr serve`` against the hand-written baseline service.
+"""Load test over loopback: ``fastctr serve`` against the hand-written baseline service,
+and the floor of both (a no-op app under the same HTTP server).
 
-``fastctr bench --serve`` trains both services' models on the same rows, starts each on a
-free loopback port (one uvicorn process, pinned to one CPU when there are two or more) and
+``fastctr bench --serve`` trains both services' models on the same rows, starts each (and
+the floor, :mod:`fastctr.bench.floor_app`) on a free loopback port (one uvicorn process, pinned to one CPU when there are two or more) and
 drives it with the same bounded, closed-loop load from ``wrk`` (a generated Lua script posts
 the JSON bodies; ``wrk`` is pinned to another CPU): single rows at each concurrency, batches
 of 100 rows, and single rows with feedback mixed in (every ``1/feedback_rate``-th
@@ -41,7 +42,9 @@ REQUEST_ROWS = 2_000  # later rows the requests cycle through
 BATCH = 100  # rows in a batch request
 BATCH_BODIES = 20  # distinct batch bodies
 START_TIMEOUT = 120.0  # seconds for a service to answer /health (a busy machine)
-SERVICES = ("fastctr", "baseline")
+#: fastctr, the hand-written baseline, and the floor: a no-op app under the same uvicorn
+#: (what the HTTP stack alone costs: see fastctr.bench.floor_app)
+SERVICES = ("fastctr", "baseline", "floor")
 
 
 @dataclass
@@ -128,8 +131,10 @@ def service_command(service: str, models: dict, port: int) -> tuple[list[str], d
         return ([sys.executable, "-m", "fastctr.cli", "serve", models["fastctr"], "--learn",
                  "--port", str(port)], env)
     env["BASELINE_MODEL"] = models["baseline"]
-    return ([sys.executable, "-m", "uvicorn", "fastctr.bench.baseline_service:app",
-             "--port", str(port), "--no-access-log", "--log-level", "warning"], env)
+    app = "fastctr.bench.floor_app:app" if service == "floor" \
+        else "fastctr.bench.baseline_service:app"
+    return ([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
+             "--log-level", "warning"], env)
 
 
 @contextmanager
@@ -311,7 +316,7 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
     concurrency : connections held open by the load generator (the offered load)
     feedback_rate : share of predictions whose click is posted back (0: no feedback points)
     bits : hash bits of fastctr's model
-    services : which of ``fastctr`` and ``baseline`` to run
+    services : which of ``fastctr``, ``baseline`` and ``floor`` to run
     generator : ``wrk`` or ``ab``; None: wrk if installed, else ab
 
     Returns
@@ -410,7 +415,7 @@ def markdown_table(rows: list[dict]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         b = base.get((r["traffic"], r["concurrency"]))
-        ratio = f"{r['requests_per_s'] / b:.1f}x" if r["service"] != "baseline" and b else ""
+        ratio = f"{r['requests_per_s'] / b:.1f}x" if r["service"] == "fastctr" and b else ""
         lines.append(f"| {r['service']} | {r['traffic']} | {r['concurrency']} | "
                      f"{r['requests_per_s']:,.0f} | {r['rows_per_s']:,.0f} | {_ms(r['p50_ms'])} | "
                      f"{_ms(r['p99_ms'])} | {r['errors']} | {r['generator_cpu_percent']:.0f} | "
