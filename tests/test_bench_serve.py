@@ -1,6 +1,7 @@
 """``fastctr bench --serve`` as a user runs it: both services and the floor (a no-op app)
 started for real on loopback, driven by the compiled load generator for a second per point
-(tiny load: two connections), and the table, JSON and chart written. Speed itself is not asserted here (benches/, README)."""
+(tiny load: two connections), and the table, JSON and chart written. Speed itself is not
+asserted here (benches/, README)."""
 import json
 import os
 import subprocess

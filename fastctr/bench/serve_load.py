@@ -2,15 +2,15 @@
 and the floor of both (a no-op app under the same HTTP server).
 
 ``fastctr bench --serve`` trains both services' models on the same rows, starts each (and
-the floor, :mod:`fastctr.bench.floor_app`) on a free loopback port (one uvicorn process, pinned to one CPU when there are two or more) and
-drives it with the same bounded, closed-loop load from ``wrk`` (a generated Lua script posts
-the JSON bodies; ``wrk`` is pinned to another CPU): single rows at each concurrency, batches
-of 100 rows, and single rows with feedback mixed in (every ``1/feedback_rate``-th
-prediction's id is sent back as a click, the CTR of the traffic). Each point reports
-requests/s, rows/s, p50 and p99 latency, errors (connection errors, timeouts, non-2xx),
-the CPU the load generator itself used (``wait4``'s rusage over the wall time) and the
-server's CPU time per request (``/proc``: on a shared machine latency also counts the time
-spent waiting for a core, CPU time does not). Without
+the floor, :mod:`fastctr.bench.floor_app`) on a free loopback port (one uvicorn process,
+pinned to one CPU when there are two or more) and drives it with the same bounded, closed-
+loop load from ``wrk`` (a generated Lua script posts the JSON bodies; ``wrk`` is pinned to
+another CPU): single rows at each concurrency, batches of 100 rows, and single rows with
+feedback mixed in (every ``1/feedback_rate``-th prediction's id is sent back as a click, the
+CTR of the traffic). Each point reports requests/s, rows/s, p50 and p99 latency, errors
+(connection errors, timeouts, non-2xx), the CPU the load generator itself used (``wait4``'s
+rusage over the wall time) and the server's CPU time per request (``/proc``: on a shared
+machine latency also counts the time spent waiting for a core, CPU time does not). Without
 ``wrk``, ``ab`` (ApacheBench, keep-alive) runs the points without feedback.
 
 Outputs in ``out``: ``serve-bench.json``, ``serve-bench.md`` and ``serve-bench.png``
