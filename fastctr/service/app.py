@@ -449,13 +449,15 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             _check_size(len(lines), "")
             return _predict_arms([{}] * len(lines), lines, new_ids(len(lines)))
         try:
-            rows = served.hash_text(body)
+            rows = served.hash_text(body, max_batch)
         except ValueError as e:
             raise ClientError(422, "", f"the body: {e}") from None
+        if rows is None:
+            raise ClientError(413, "", f"the body holds more than {max_batch} lines; at most "
+                                       f"{max_batch} a request (split the batch)")
         if rows.n_rows == 0:
             raise ClientError(422, "", "the body holds no line: send one row a line, its fields "
                                        "tab-separated in the model's order")
-        _check_size(rows.n_rows, "")
         return _predict_rows(served, new_ids(rows.n_rows), rows, lambda: _lines(body))
 
     def _predict_rows(served: ServedModel, ids: list[str], rows: HashedRows | None,

@@ -103,20 +103,22 @@ class ServedModel:
         text = "\n".join(lines)
         if text.count("\n") != len(lines) - 1 or "\r" in text:
             return None
-        rows = self.hash_text(text.encode())
-        return rows if rows.n_rows == len(lines) else None
+        rows = self.hash_text(text.encode(), len(lines))
+        return rows if rows is not None and rows.n_rows == len(lines) else None
 
-    def hash_text(self, text: bytes) -> HashedRows:
+    def hash_text(self, text: bytes, max_rows: int) -> HashedRows | None:
         """The rows of tab-separated text (lines as ``predict_one`` takes them; blank lines
-        skipped, ``\r\n`` accepted) hashed in one pass of the compiled reader. A ParseError
-        (ValueError) naming the line when one does not parse."""
+        skipped, ``\r\n`` accepted) hashed in one pass of the compiled reader; None when it
+        holds more than ``max_rows`` rows. A ParseError (ValueError) naming the line when
+        one does not parse."""
         hasher = self.model.hasher_
-        rows = max(1, text.count(b"\n") + 1)
-        batches = list(DelimitedReader(text, hasher.fields, hasher, batch_size=rows))
-        if not batches:
+        batches = DelimitedReader(text, hasher.fields, hasher, batch_size=max_rows + 1)
+        batch = next(iter(batches), None)
+        if batch is None:
             return HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32),
                               np.empty(0, np.float32), np.empty(0, np.uint16))
-        batch = batches[0]  # (one: the batch holds every line)
+        if batch.n_rows > max_rows:
+            return None
         return HashedRows(batch.indptr, batch.indices, batch.values, batch.fields)
 
     def impressions(self, rows: HashedRows, p: np.ndarray, arm: str = "main") -> list[Impression]:
