@@ -14,6 +14,7 @@ import numpy as np
 from service_models import ROWS, line_of, model_file, positional_of, trained
 
 from fastctr import load
+from fastctr.bench.serve_load import stop
 from fastctr.service.served import _checksum
 
 START_TIMEOUT = 90  # seconds for the process to answer /health (numba's cache, a busy machine)
@@ -47,12 +48,7 @@ def serving(model_path, *options):
                 time.sleep(0.1)
             yield client
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process)
         process.stdout.close()
 
 

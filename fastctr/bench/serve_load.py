@@ -166,13 +166,18 @@ def running(service: str, models: dict, cpus: set[int] | None):
             time.sleep(0.2)
         yield url, process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process)
         log_file.close()
+
+
+def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
+    """End a server process: SIGTERM (a clean shutdown), SIGKILL after ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
 
 
 def _lua_string(text: str) -> str:
