@@ -4,10 +4,12 @@ Each call is timed on the wall clock (the time is spent waiting for Redis, which
 clock would not count), one by one; medians and 99th percentiles are reported, with the local
 tier as the baseline of the same run:
 
-* a feature lookup served by the local tier, by Redis (a hash of 10 JSON values), and by an
-  open breaker (Redis down: the call is refused at once);
-* an impression kept (``SET NX PX``), taken (the Lua script), and labelled into the feedback
-  queue (the Lua script that tombstones and queues);
+* a feature lookup served by the local tier, by Redis (a hash of 10 JSON values), three
+  entities' lookups by Redis together (one pipeline, as a request naming three entities
+  does), and by an open breaker (Redis down: the call is refused at once);
+* an impression kept (``SET NX PX``), a batch's 100 kept together (one pipeline), taken (the
+  Lua script), and labelled into the feedback queue (the Lua script that tombstones and
+  queues);
 * a lookup while Redis is paused (SIGSTOP): the time budget, until the breaker opens.
 
     python benches/bench_redis.py [--calls 3000]     # the table
@@ -64,12 +66,20 @@ def run(server: RedisServer, calls: int) -> dict[str, dict]:
     impressions = RedisImpressionStore(link, ttl=600)
     queue = FeedbackQueue(impressions)
     tiered.put("user", "u1", FEATURES)
+    for entity in ("ad", "site"):
+        remote.put(entity, "x1", FEATURES)
+    three = [("user", "u1"), ("ad", "x1"), ("site", "x1")]
     for i in range(2 * calls):
         impressions.put(f"q{i}", impression(i))
     results = {
         "feature lookup, local tier": timed(lambda i: tiered.get("user", "u1"), calls),
         "feature lookup, Redis (HGETALL, 10 values)": timed(lambda i: remote.get("user", "u1"), calls),
+        "three entities from Redis together (one pipeline)": timed(
+            lambda i: remote.get_many(three), calls),
         "impression kept (SET NX PX)": timed(lambda i: impressions.put(f"r{i}", impression(i)), calls),
+        "100 impressions kept together (one pipeline)": timed(
+            lambda i: impressions.put_many([(f"b{i}-{j}", impression(j)) for j in range(100)]),
+            max(1, calls // 10)),
         "impression taken (Lua)": timed(lambda i: impressions.take(f"r{i}"), calls),
         "click queued for the learner (Lua)": timed(lambda i: queue.label([f"q{i}"], [i & 1]), calls),
     }

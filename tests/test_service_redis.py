@@ -12,9 +12,14 @@ from service_models import LABELS, ROWS, model_file, trained
 from fastctr import load
 from fastctr.service import create_app
 from fastctr.service.errors import Conflict
-from fastctr.service.redis_store import RedisImpressionStore, RedisLink
+from fastctr.service.redis_store import (
+    RedisFeatureStore,
+    RedisImpressionStore,
+    RedisLink,
+    TieredFeatureStore,
+)
 from fastctr.service.served import ServedModel
-from fastctr.service.stores import Impression, LocalImpressionStore
+from fastctr.service.stores import Impression, LocalFeatureStore, LocalImpressionStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -190,3 +195,25 @@ def test_impressions_put_many_keeps_new_ids_and_names_taken_ones(redis_url, wher
     assert store.take("b") == kept[0]  # the one stored before, untouched
     with pytest.raises(Conflict):
         store.put("c", kept[1])
+
+
+def test_entities_are_looked_up_together(redis_url):
+    """A request naming several entities costs one Redis round trip for those the local
+    tier does not have; what Redis has is cached locally, an absent one is a miss."""
+    link = RedisLink(redis_url, timeout=2.0, prefix="e:")
+    remote = RedisFeatureStore(link, ttl=60)
+    store = TieredFeatureStore(LocalFeatureStore(max_items=100, ttl=60), remote)
+    store.put("user", "u1", {"C20": "seg-1"})  # in both tiers
+    remote.put("ad", "a1", {"C3": "x"})
+    remote.put("site", "s1", {"C5": "y", "I2": 4})
+    calls = []
+    real_call = link.call
+    link.call = lambda fn, *a, **k: calls.append(fn) or real_call(fn, *a, **k)
+    pairs = [("user", "u1"), ("ad", "a1"), ("site", "s1"), ("ad", "nope")]
+    assert store.get_many(pairs) == [{"C20": "seg-1"}, {"C3": "x"}, {"C5": "y", "I2": 4}, None]
+    assert len(calls) == 1
+    stats = store.stats()
+    assert (stats["local_hits"], stats["local_misses"], stats["redis_hits"],
+            stats["redis_misses"]) == (1, 3, 2, 1)
+    assert store.get_many(pairs[:3]) == [{"C20": "seg-1"}, {"C3": "x"}, {"C5": "y", "I2": 4}]
+    assert len(calls) == 1  # all three from the local tier now

@@ -108,8 +108,15 @@ class RedisFeatureStore:
         return f"{self.link.prefix}f:{entity}:{key}"
 
     def get(self, entity: str, key: str) -> dict | None:
-        raw = self.link.call(self.link.client.hgetall, self._key(entity, key))
-        return {name.decode(): orjson.loads(value) for name, value in raw.items()} or None
+        return self.get_many([(entity, key)])[0]
+
+    def get_many(self, pairs: list[tuple[str, str]]) -> list[dict | None]:
+        """One ``HGETALL`` a pair, all in one pipeline (one round trip)."""
+        pipe = self.link.client.pipeline(transaction=False)
+        for entity, key in pairs:
+            pipe.hgetall(self._key(entity, key))
+        return [{name.decode(): orjson.loads(value) for name, value in raw.items()} or None
+                for raw in self.link.call(pipe.execute)]
 
     def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
         ttl = self.ttl if ttl is None else min(float(ttl), self.ttl)
@@ -151,19 +158,27 @@ class TieredFeatureStore:
         self._seconds = 0.0
 
     def get(self, entity: str, key: str) -> dict | None:
-        features = self.local.get(entity, key)
-        if features is not None:
-            return features
+        return self.get_many([(entity, key)])[0]
+
+    def get_many(self, pairs: list[tuple[str, str]]) -> list[dict | None]:
+        """The local tier's answers, and the rest from the remote tier in one call."""
+        found = self.local.get_many(pairs)
+        missing = [i for i, features in enumerate(found) if features is None]
+        if not missing:
+            return found
         start = time.perf_counter()
         try:
-            features = self.remote.get(entity, key)
+            remote = self.remote.get_many([pairs[i] for i in missing])
         except Unavailable:
-            self._count(start, errors=1)
-            return None
-        self._count(start, hits=features is not None, misses=features is None)
-        if features is not None:
-            self.local.put(entity, key, features)
-        return features
+            self._count(start, errors=len(missing))
+            return found
+        hits = sum(features is not None for features in remote)
+        self._count(start, hits=hits, misses=len(missing) - hits)
+        for i, features in zip(missing, remote):
+            if features is not None:
+                self.local.put(*pairs[i], features)
+                found[i] = features
+        return found
 
     def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
         self.remote.put(entity, key, features, ttl)  # first: a failed write changes nothing

@@ -112,6 +112,9 @@ class FeatureStore(Protocol):
     def get(self, entity: str, key: str) -> dict | None:
         """The entity's features, or None when absent or expired."""
 
+    def get_many(self, pairs: list[tuple[str, str]]) -> list[dict | None]:
+        """:meth:`get` of each ``(entity, key)``, in one step (one round trip remotely)."""
+
     def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
         """Keep ``features`` for ``ttl`` seconds (the store's TTL when None, and at most
         that)."""
@@ -260,6 +263,9 @@ class LocalFeatureStore:
                 self._items.move_to_end((entity, key))
             self._seconds += time.perf_counter() - start
         return None if entry is None else entry[1]
+
+    def get_many(self, pairs: list[tuple[str, str]]) -> list[dict | None]:
+        return [self.get(entity, key) for entity, key in pairs]
 
     def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
         ttl = self.ttl if ttl is None else min(float(ttl), self.ttl)
