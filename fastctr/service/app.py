@@ -419,16 +419,14 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             drawn = _given_id(doc) or os.urandom(16).hex()
             arm, served = arms.route(doc, drawn)
         raw, rid = parse_row(doc, "", served, features)
-        # learning: hashed once, then scored and kept from the same arrays
-        row = _hash_one(served, raw) if impressions is not None else raw
         try:
-            p = _score_one(served, row, "")
+            p = _score_one(served, raw, "")
         except Exception as e:  # the model raised: the fallback scores, if there is one
             p, served = _fall_back(e, served, lambda: fallback.model.predict_one(raw))
         telemetry.scored(1, arm, fallback=served is fallback)
         rid = rid or drawn or os.urandom(16).hex()  # a random 128-bit id (uuid4's randomness)
         if impressions is not None:
-            _keep(served, row, p, rid, arm)
+            _keep(served, raw, p, rid, arm)
         if arms is not None:
             return _json({"ctr_probability": p, "request_id": rid,
                           "model_version": served.version, "arm": arm})
@@ -748,25 +746,12 @@ def _given_id(doc: Any) -> str | None:
 
 
 def _score_one(served: ServedModel, raw, where: str) -> float:
-    """One raw row (or hashed one) hashed and scored in one compiled call; the hasher's
-    refusals are 422s."""
+    """One raw row hashed and scored in one compiled call; the hasher's refusals are 422s."""
     try:
         return served.model.predict_one(raw)
     except (TypeError, ValueError) as e:
-        raise _refusal_of(raw, where, e) from None
-
-
-def _hash_one(served: ServedModel, raw) -> tuple:
-    """One raw row's (indices, values, fields), hashed as ``predict_one`` hashes it; the
-    hasher's refusals are 422s."""
-    try:
-        return served.row_hasher.hash_row(raw)
-    except (TypeError, ValueError) as e:
-        raise _refusal_of(raw, "", e) from None
-
-
-def _refusal_of(raw, where: str, error: Exception) -> ClientError:
-    return ClientError(422, where or ("line" if isinstance(raw, str) else "features"), str(error))
+        raise ClientError(422, where or ("line" if isinstance(raw, str) else "features"),
+                          str(e)) from None
 
 
 def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRows]:

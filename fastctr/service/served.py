@@ -88,10 +88,10 @@ class ServedModel:
     def version(self) -> str:
         return self.checksum if not self.learned else f"{self.checksum}+{self.learned}"
 
-    def impression(self, row: dict | str | tuple, p: float, arm: str = "main") -> Impression:
-        """A raw ``row`` (hashed here) or a hashed one (``(indices, values, fields)``, as
-        ``row_hasher.hash_row`` gives) as an Impression of this model."""
-        indices, values, fields = row if type(row) is tuple else self.row_hasher.hash_row(row)
+    def impression(self, row: dict | str, p: float, arm: str = "main") -> Impression:
+        """The hashed ``row`` (hashed again: the scorers hash into private buffers) as an
+        Impression of this model."""
+        indices, values, fields = self.row_hasher.hash_row(row)
         return Impression(indices.tobytes(), values.tobytes(), fields.tobytes(), self.version,
                           arm, p)
 
