@@ -17,7 +17,7 @@ from libc.string cimport memcpy, memset
 
 cimport numpy as cnp
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
 from rowspec cimport (Spec, make_spec, hash_dict, hash_fields, emit_row, prefetch,
@@ -75,6 +75,7 @@ cdef class RowHasher:
     cdef float[::1] val
     cdef uint16_t[::1] fld
     cdef int32_t[::1] columns  # a line's column i is field i
+    cdef object idx_array, val_array, fld_array  # the arrays behind idx, val and fld
     cdef const char* table  # the scorer's rows by bucket, prefetched while hashing (or NULL)
     cdef Py_ssize_t stride
 
@@ -88,9 +89,9 @@ cdef class RowHasher:
         self.h = np.empty(n, np.uint32)
         self.v = np.empty(n, np.float32)
         self.present = np.empty(n, np.uint8)
-        self.idx = np.empty(width, np.int32)
-        self.val = np.empty(width, np.float32)
-        self.fld = np.empty(width, np.uint16)
+        self.idx = self.idx_array = np.empty(width, np.int32)
+        self.val = self.val_array = np.empty(width, np.float32)
+        self.fld = self.fld_array = np.empty(width, np.uint16)
         self.columns = np.arange(n, dtype=np.int32)
 
     cdef void prefetch_rows(self, const void* table, Py_ssize_t stride) noexcept:
@@ -162,8 +163,17 @@ cdef class RowHasher:
     def hash_row(self, row):
         """(indices, values, fields) of one raw row, as new arrays."""
         n = self.hash(row)
-        return (np.asarray(self.idx)[:n].copy(), np.asarray(self.val)[:n].copy(),
-                np.asarray(self.fld)[:n].copy())
+        return self.idx_array[:n].copy(), self.val_array[:n].copy(), self.fld_array[:n].copy()
+
+    def hash_row_bytes(self, row):
+        """(indices, values, fields) of one raw row as bytes in the machine's order (int32,
+        float32, uint16): what an impression keeps, without an array between."""
+        cdef Py_ssize_t n = self.hash(row)
+        if n > self.idx.shape[0]:  # (hash writes at most the buffers' width)
+            raise AssertionError(f"a row of {n} entries in buffers of {self.idx.shape[0]}")
+        return (PyBytes_FromStringAndSize(<const char*>&self.idx[0], n * 4),
+                PyBytes_FromStringAndSize(<const char*>&self.val[0], n * 4),
+                PyBytes_FromStringAndSize(<const char*>&self.fld[0], n * 2))
 
 
 cdef inline cnp.ndarray _c_array(object a, int typenum):

@@ -270,8 +270,18 @@ MODELS.append(FFMClassifier(bits=18, k=2, fields=["a", "b", "C1"], unknown="igno
 for dtype in ("float32", "float16", "int8"):
     for layout in ("sparse", "dense"):
         MODELS.append(MODELS[0].to_scorer(dtype, layout))
+from fastctr._ext._score import RowHasher
+HASHER = RowHasher(MODELS[0].hasher_._spec, MODELS[0].hasher_.fields)
+
+def hashed(hash_row, row):
+    try:
+        return tuple(bytes(part) for part in hash_row(row))
+    except (ValueError, TypeError, OverflowError):
+        return "refused"
 
 def check(row):
+    if not isinstance(row, tuple) and hashed(HASHER.hash_row, row) != hashed(HASHER.hash_row_bytes, row):
+        return "hash_row_bytes disagrees with hash_row"
     outcomes = []
     for m in MODELS:
         try:

@@ -63,6 +63,8 @@ def test_a_line_hashes_like_the_dict_of_its_values(model):
             for a, b in zip(got, expected):
                 np.testing.assert_array_equal(a, b)
         assert model.predict_one(_line(row)) == model.predict_one(row)
+        # straight into bytes (what an impression keeps): the same entries
+        assert hasher.hash_row_bytes(row) == tuple(a.tobytes() for a in expected)
 
 
 def test_trailing_fields_may_be_left_out(model):

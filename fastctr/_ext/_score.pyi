@@ -27,6 +27,9 @@ class RowHasher:
         self, row: _RawRow
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.uint16]]:
         """(indices, values, fields) of one raw row, as new arrays."""
+    def hash_row_bytes(self, row: _RawRow) -> tuple[bytes, bytes, bytes]:
+        """(indices, values, fields) of one raw row as bytes in the machine's order (int32,
+        float32, uint16): what an impression keeps, without an array between."""
 
 class _LiveScorer:
     """Scores rows against a model's live state: ``state`` is the model's State NamedTuple

@@ -89,11 +89,9 @@ class ServedModel:
         return self.checksum if not self.learned else f"{self.checksum}+{self.learned}"
 
     def impression(self, row: dict | str, p: float, arm: str = "main") -> Impression:
-        """The hashed ``row`` (hashed again: the scorers hash into private buffers) as an
-        Impression of this model."""
-        indices, values, fields = self.row_hasher.hash_row(row)
-        return Impression(indices.tobytes(), values.tobytes(), fields.tobytes(), self.version,
-                          arm, p)
+        """The hashed ``row`` (hashed again, straight into bytes: the scorers hash into
+        private buffers) as an Impression of this model."""
+        return Impression(*self.row_hasher.hash_row_bytes(row), self.version, arm, p)
 
     def hash_lines(self, lines: list[str]) -> HashedRows | None:
         """Lines hashed in one pass of the compiled reader (which hashes a line as
