@@ -89,12 +89,12 @@ def test_batch_of_lines_scores_as_predict_one(served, model):
     for batch in (lines, lines[:5] + [""] + lines[5:9], ["\t\t\t5\n7", "3\r"] + lines[:3]):
         answer = served.post("/predict", json={"rows": [{"line": line} for line in batch]})
         if any("\n" in line for line in batch):  # one row's line holds two: refused, named
-            assert answer.status_code == 422 and answer.json()["field"] == "rows[0]"
+            assert answer.status_code == 422 and answer.json()["field"] == "rows[0].line"
             continue
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == [model.predict_one(line) for line in batch]
     bad = served.post("/predict", json={"rows": [{"line": lines[0]}, {"line": "x\ty"}]})
-    assert bad.status_code == 422 and bad.json()["field"] == "rows[1]"
+    assert bad.status_code == 422 and bad.json()["field"] == "rows[1].line"
 
 
 TSV = {"content-type": "text/tab-separated-values"}
@@ -332,8 +332,9 @@ def test_entity_features_are_merged_under_the_rows_own(served, model):
     (b'{"features": {"I1": 3}, "extra": 1}', 422, "extra"),
     (b'{"features": {"C1": [1]}}', 422, "features.C1"),
     (b'{"features": {"C1": true}}', 422, "features.C1"),
-    (b'{"features": {"I1": "abc"}}', 422, "features"),
-    (b'{"features": {"c1": "x"}}', 422, "features"),
+    (b'{"features": {"I1": "abc"}}', 422, "features.I1"),
+    (b'{"features": {"c1": "x"}}', 422, "features.c1"),
+    (b'{"features": {"C1": "x", "I2": 3, "I5": "x5"}}', 422, "features.I5"),
     (b'{"features": "C1=x"}', 422, "features"),
     (b'{"line": 5}', 422, "line"),
     (b'{"line": "a\\tb"}', 422, "line"),
@@ -349,7 +350,8 @@ def test_entity_features_are_merged_under_the_rows_own(served, model):
     (b'{"line": "", "entities": {"user": "u"}}', 422, "entities"),
     (b'{"rows": {"features": {}}}', 422, "rows"),
     (b'{"rows": [{"features": {}}, {"features": {"C1": 1.5e400}}]}', 422, ""),
-    (b'{"rows": [{"features": {}}, {"features": {"zz": 1}}]}', 422, "rows[1]"),
+    (b'{"rows": [{"features": {}}, {"features": {"zz": 1}}]}', 422, "rows[1].features.zz"),
+    (b'{"rows": [{"line": ""}, {"line": "x"}]}', 422, "rows[1].line"),
     (b'{"rows": [{"features": {}}, 3]}', 422, "rows[1]"),
     (b'{"rows": [], "features": {}}', 422, "features"),
 ])

@@ -46,6 +46,7 @@ from fastctr.service.rows import (
     check_features,
     check_object,
     decode,
+    field_path,
     json_type,
     new_ids,
     parse_batch,
@@ -698,10 +699,11 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         ttl = doc.get("ttl")
         if ttl is not None and (type(ttl) not in (int, float) or not ttl > 0):
             raise ClientError(422, "ttl", f"must be a number of seconds > 0; got {ttl!r}")
+        served = holder.current
         try:  # the keys must be fields under the model's policy (hashing the row checks it)
-            holder.current.row_hasher.hash_row(values)
+            served.row_hasher.hash_row_bytes(values)
         except (TypeError, ValueError) as e:
-            raise ClientError(422, "features", str(e)) from None
+            raise _row_refusal(served, values, "", e) from None
         features.put(entity, key, values, ttl)
         return _json({"features": values, "ttl": ttl})
 
@@ -750,8 +752,21 @@ def _score_one(served: ServedModel, raw, where: str) -> float:
     try:
         return served.model.predict_one(raw)
     except (TypeError, ValueError) as e:
-        raise ClientError(422, where or ("line" if isinstance(raw, str) else "features"),
-                          str(e)) from None
+        raise _row_refusal(served, raw, where, e) from None
+
+
+def _row_refusal(served: ServedModel, raw, where: str, error: Exception) -> ClientError:
+    """The hasher's refusal of a raw row as a 422 naming the field: a line, or the value at
+    fault in a dict (found by hashing each alone: this runs only once a row was refused)."""
+    if isinstance(raw, str):
+        return ClientError(422, field_path(where, "line"), str(error))
+    field = field_path(where, "features")
+    for key, value in raw.items():
+        try:
+            served.row_hasher.hash_row_bytes({key: value})
+        except (TypeError, ValueError):
+            return ClientError(422, field_path(field, key), str(error))
+    return ClientError(422, field, str(error))
 
 
 def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRows]:

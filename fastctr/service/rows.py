@@ -46,7 +46,7 @@ def check_object(doc: Any, where: str, allowed: frozenset) -> dict:
         raise ClientError(422, where, f"must be a JSON object; got {json_type(doc)}")
     if not allowed.issuperset(doc):
         unknown = sorted(set(doc) - allowed)
-        raise ClientError(422, _join(where, unknown[0]),
+        raise ClientError(422, field_path(where, unknown[0]),
                           f"unknown key (the keys are {', '.join(sorted(allowed))})")
     return doc
 
@@ -69,7 +69,7 @@ def check_features(features: Any, where: str) -> dict:
     if not VALUE_TYPES.issuperset(map(type, features.values())):
         for key, value in features.items():
             if type(value) not in VALUE_TYPES:
-                raise ClientError(422, _join(where, key), "must be a string, a number or null; "
+                raise ClientError(422, field_path(where, key), "must be a string, a number or null; "
                                                           f"got {json_type(value)}")
     return features
 
@@ -78,7 +78,7 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
     """One row of a predict request as the raw row the model scores (a dict or a line) and
     its request id (None: to be generated)."""
     row = check_object(doc, where, ROW_KEYS)
-    rid = request_id(row.get("request_id"), _join(where, "request_id"))
+    rid = request_id(row.get("request_id"), field_path(where, "request_id"))
     forms = [k for k in ("features", "line", "numerical_features") if k in row]
     if "categorical_features" in row and "numerical_features" not in row:
         forms.append("categorical_features")
@@ -90,17 +90,17 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
     if forms[0] == "line":
         line = row["line"]
         if type(line) is not str:
-            raise ClientError(422, _join(where, "line"), f"must be a string; got {json_type(line)}")
+            raise ClientError(422, field_path(where, "line"), f"must be a string; got {json_type(line)}")
         if entities is not None:
-            raise ClientError(422, _join(where, "entities"), "cannot be merged into a 'line' row: "
+            raise ClientError(422, field_path(where, "entities"), "cannot be merged into a 'line' row: "
                                                              "send 'features' instead")
         return line, rid
     if forms[0] == "features":
-        raw = check_features(row["features"], _join(where, "features"))
+        raw = check_features(row["features"], field_path(where, "features"))
     else:
         raw = _positional(row, where, served)
     if entities is not None:
-        raw = _with_entities(raw, entities, _join(where, "entities"), features)
+        raw = _with_entities(raw, entities, field_path(where, "entities"), features)
     return raw, rid
 
 
@@ -135,7 +135,7 @@ def _positional(row: dict, where: str, served) -> dict:
             ("numerical_features", served.numeric, NUMBER_TYPES, "a number or null"),
             ("categorical_features", served.categorical, CATEGORY_TYPES, "a string or null")):
         values = row.get(key)
-        field = _join(where, key)
+        field = field_path(where, key)
         if type(values) is not list:
             raise ClientError(422, field, f"must be an array of {len(names)} values; got "
                                           f"{json_type(values) if key in row else 'nothing'}")
@@ -165,7 +165,8 @@ def _with_entities(raw: dict, entities: Any, where: str, features: FeatureStore)
     return merged
 
 
-def _join(where: str, key: Any) -> str:
+def field_path(where: str, key: Any) -> str:
+    """``where`` and a key (or index) below it, as a field path: ``rows[3].features.C5``."""
     if isinstance(key, int):
         return f"{where}[{key}]"
     return f"{where}.{key}" if where else str(key)
