@@ -197,7 +197,9 @@ def table(r: dict) -> str:
 
 def test_service_bench_smoke():
     r = measure(calls=50, bits=18, batch=100, batches=3)
-    assert r["route_us"] > 0 and r["batch_rows_per_s"] > 0
+    assert r["route_us"] > 0
+    assert all(r[name + "_rows_per_s"] > 0 for name, _ in BATCH_ROWS)
+    assert table(r).count("rows/s") == len(BATCH_ROWS)
 
 
 if __name__ == "__main__":
