@@ -78,7 +78,7 @@ def run(server: RedisServer, calls: int) -> dict[str, dict]:
             lambda i: remote.get_many(three), calls),
         "impression kept (SET NX PX)": timed(lambda i: impressions.put(f"r{i}", impression(i)), calls),
         "100 impressions kept together (one pipeline)": timed(
-            lambda i: impressions.put_many([(f"b{i}-{j}", impression(j)) for j in range(100)]),
+            lambda i: impressions.put_many([(f"b{i}-{j}", impression(j).to_bytes()) for j in range(100)]),
             max(1, calls // 10)),
         "impression taken (Lua)": timed(lambda i: impressions.take(f"r{i}"), calls),
         "click queued for the learner (Lua)": timed(lambda i: queue.label([f"q{i}"], [i & 1]), calls),

@@ -190,7 +190,8 @@ def test_impressions_put_many_keeps_new_ids_and_names_taken_ones(redis_url, wher
     kept = [Impression(np.full(i + 1, i, np.int32).tobytes(), np.ones(i + 1, np.float32).tobytes(),
                        np.zeros(i + 1, np.uint16).tobytes(), "v1", p=i / 10) for i in range(5)]
     store.put("b", kept[0])
-    assert store.put_many(list(zip(["a", "b", "c", "a", "d"], kept))) == [1, 3]
+    encoded = [imp.to_bytes() for imp in kept]
+    assert store.put_many(list(zip(["a", "b", "c", "a", "d"], encoded))) == [1, 3]
     assert [store.take(rid) for rid in "acd"] == [kept[0], kept[2], kept[4]]
     assert store.take("b") == kept[0]  # the one stored before, untouched
     with pytest.raises(Conflict):

@@ -8,7 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastctr.service.errors import AlreadyLabelled, Conflict, UnknownImpression
-from fastctr.service.stores import Impression, LocalFeatureStore, LocalImpressionStore
+from fastctr.service.stores import (
+    Impression,
+    LocalFeatureStore,
+    LocalImpressionStore,
+    encode_rows,
+)
 
 
 class Clock:
@@ -119,8 +124,26 @@ def test_kept_impressions_are_not_tracked_by_the_garbage_collector():
     collection walk them (a stall of the event loop): entries are tuples of a float and
     bytes, which the collector stops tracking."""
     store = LocalImpressionStore(max_items=100, ttl=60)
-    store.put_many([(f"r{i}", impression(i + 1)) for i in range(50)])
+    store.put_many([(f"r{i}", impression(i + 1).to_bytes()) for i in range(50)])
     store.take("r3")
     gc.collect()
     assert not any(gc.is_tracked(entry) for entry in store._items.values())
     assert store.take("r7") == impression(8)
+
+
+def test_encoded_rows_are_the_impressions_encoding():
+    """A batch's rows encoded at once are byte for byte what each Impression encodes."""
+    rng = np.random.default_rng(2)
+    sizes = rng.integers(0, 50, 30)
+    ends = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+    indices = rng.integers(0, 2**22, ends[-1]).astype(np.int32)
+    values = rng.random(ends[-1]).astype(np.float32)
+    fields = rng.integers(0, 40, ends[-1]).astype(np.uint16)
+    p = rng.random(30).tolist()
+    encoded = encode_rows(ends, indices.tobytes(), values.tobytes(), fields.tobytes(), p, "ab12+3",
+                          "challenger")
+    for i, data in enumerate(encoded):
+        a, b = ends[i], ends[i + 1]
+        imp = Impression(indices[a:b].tobytes(), values[a:b].tobytes(), fields[a:b].tobytes(),
+                         "ab12+3", "challenger", p[i])
+        assert data == imp.to_bytes() and Impression.from_bytes(data) == imp

@@ -474,8 +474,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             p, served = _fall_back(e, served, lambda: _score_batch(fallback, raws())[0])
         telemetry.scored(len(ids), fallback=served is fallback)
         if impressions is not None:
-            kept = [fallback_marker(served.version)] * len(ids) if served is fallback \
-                else served.impressions(rows, p)
+            kept = [fallback_marker(served.version).to_bytes()] * len(ids) \
+                if served is fallback else served.encoded_impressions(rows, p)
             _put_many(ids, kept)
         return _json({"predictions": p, "request_ids": ids, "model_version": served.version})
 
@@ -492,7 +492,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             p[picked], rows = _score_batch(served, [raws[i] for i in picked])
             telemetry.scored(len(picked), arm)
             if impressions is not None:
-                _put_many([ids[i] for i in picked], served.impressions(rows, p[picked], arm), picked)
+                _put_many([ids[i] for i in picked], served.encoded_impressions(rows, p[picked], arm),
+                          picked)
         return _json({"predictions": p, "request_ids": ids, "arms": names,
                       "model_version": arms.holders["control"].current.version,
                       "model_versions": {a: s.version for a, s in versions.items()}})
@@ -530,9 +531,9 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         except Conflict as e:
             raise ClientError(409, "request_id", e.args[0]) from None
 
-    def _put_many(ids: list[str], kept: list[Impression], rows: list[int] | None = None) -> None:
-        """Keep a batch's impressions; 409 naming the first row whose id is in use (``rows``:
-        the batch positions of ``ids``, when a part of it)."""
+    def _put_many(ids: list[str], kept: list[bytes], rows: list[int] | None = None) -> None:
+        """Keep a batch's encoded impressions; 409 naming the first row whose id is in use
+        (``rows``: the batch positions of ``ids``, when a part of it)."""
         in_use = impressions.put_many(list(zip(ids, kept)))
         if in_use:
             i = in_use[0]

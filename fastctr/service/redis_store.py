@@ -244,15 +244,15 @@ class RedisImpressionStore:
         return f"{self.link.prefix}i:{request_id}"
 
     def put(self, request_id: str, impression: Impression) -> None:
-        if self.put_many([(request_id, impression)]):
+        if self.put_many([(request_id, impression.to_bytes())]):
             raise Conflict.of(request_id)
 
-    def put_many(self, items: list[tuple[str, Impression]]) -> list[int]:
-        """One ``SET NX PX`` an item, all in one pipeline (one round trip)."""
+    def put_many(self, items: list[tuple[str, bytes]]) -> list[int]:
+        """One ``SET NX PX`` an encoded impression, all in one pipeline (one round trip)."""
         ttl = max(1, int(self.ttl * 1000))
         pipe = self.link.client.pipeline(transaction=False)
-        for request_id, impression in items:
-            pipe.set(self._key(request_id), b"I" + impression.to_bytes(), nx=True, px=ttl)
+        for request_id, encoded in items:
+            pipe.set(self._key(request_id), b"I" + encoded, nx=True, px=ttl)
         try:
             stored = self.link.call(pipe.execute)
         except Unavailable:

@@ -22,7 +22,7 @@ import numpy as np
 from fastctr._ext._score import RowHasher
 from fastctr.io.reader import DelimitedReader
 from fastctr.io.rows import HashedRows
-from fastctr.service.stores import Impression
+from fastctr.service.stores import Impression, encode_rows
 from fastctr.serving.files import load
 
 log = logging.getLogger("fastctr.service")
@@ -119,16 +119,12 @@ class ServedModel:
             return None
         return HashedRows(batch.indptr, batch.indices, batch.values, batch.fields)
 
-    def impressions(self, rows: HashedRows, p: np.ndarray, arm: str = "main") -> list[Impression]:
-        """Hashed rows scored ``p`` as Impressions of this model (their bytes sliced from
-        the batch: not hashed again)."""
-        ends, version = rows.indptr.tolist(), self.version
-        # bytes slices (cheaper than slicing arrays a row): 4-byte indices and values,
-        # 2-byte field ids
-        indices, values = rows.indices.astype("<i4").tobytes(), rows.values.astype("<f4").tobytes()
-        fields = rows.fields.astype("<u2").tobytes()
-        return [Impression(indices[4 * a:4 * b], values[4 * a:4 * b], fields[2 * a:2 * b],
-                           version, arm, q) for a, b, q in zip(ends, ends[1:], p.tolist())]
+    def encoded_impressions(self, rows: HashedRows, p: np.ndarray, arm: str = "main") -> list[bytes]:
+        """Hashed rows scored ``p`` as encoded impressions of this model (what the stores
+        keep: their entries sliced from the batch's bytes, not hashed again)."""
+        return encode_rows(rows.indptr.tolist(), rows.indices.astype("<i4").tobytes(),
+                           rows.values.astype("<f4").tobytes(), rows.fields.astype("<u2").tobytes(),
+                           p.tolist(), self.version, arm)
 
     def hash_each(self, raws: list) -> HashedRows:
         """Raw rows (dicts and lines mixed) hashed one by one, each in one compiled call."""
