@@ -767,9 +767,6 @@ def cmd_serve(args) -> int:
         ab = [parse_ab(text) for text in args.ab]
     except ValueError as e:
         raise CLIError(str(e)) from None
-    if ab and args.redis and args.learn:
-        raise CLIError("--ab with --redis --learn is not supported: the Redis learner trains "
-                       "one model; run the A/B test in one process (no --redis)")
     settings = Settings(os.path.abspath(args.model), quality_window=args.quality_window,
                         ab=tuple((os.path.abspath(path), share) for path, share in ab),
                         fallback=args.fallback and os.path.abspath(args.fallback),

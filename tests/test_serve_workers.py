@@ -115,6 +115,34 @@ def test_two_worker_processes_learn_each_click_once(tmp_path, serve):
     np.testing.assert_array_equal(load(path).state.zn, reference.model.state.zn)  # nothing more
 
 
+def test_an_ab_test_learns_each_arm_from_its_clicks_across_workers(tmp_path, serve):
+    """--ab with --redis --learn: one learner trains each arm's model on exactly the clicks
+    of the rows that arm scored, in their order, and snapshots each arm's file."""
+    control = model_file(tmp_path)
+    challenger = model_file(tmp_path, trained(rows=200), "challenger.fctr")
+    references = {"control": ServedModel.load(model_file(tmp_path, name="ref-control.fctr"), learn=True),
+                  "challenger": ServedModel.load(model_file(tmp_path, trained(rows=200), "ref-ch.fctr"),
+                                                 learn=True)}
+    server = serve(control, "--ab", f"{challenger}:0.5", "--snapshot-every", "0.2")
+    rows, clicks = ROWS[400:480], [int(c) for c in LABELS[400:480]]
+    arms = []
+    with server.client() as http:
+        for i, row in enumerate(rows):
+            answer = http.post("/predict", json={"features": row, "request_id": f"ab{i}",
+                                                 "entities": {"user": f"u{i % 23}"}}).json()
+            arms.append(answer["arm"])
+        assert set(arms) == {"control", "challenger"}
+        for i, click in enumerate(clicks):
+            assert http.post("/feedback", json={"request_id": f"ab{i}", "click": click}).status_code == 200
+    for arm, path in (("control", control), ("challenger", challenger)):
+        mine = [i for i, a in enumerate(arms) if a == arm]
+        reference = references[arm]
+        reference.learn([reference.impression(rows[i], 0.0) for i in mine], [clicks[i] for i in mine])
+        want = reference.model.n_rows_seen_
+        wait_for(lambda p=path, n=want: load(p).n_rows_seen_ == n, what=f"{arm}'s snapshot")
+        np.testing.assert_array_equal(load(path).state.zn, reference.model.state.zn)
+
+
 def test_redis_killed_mid_traffic(tmp_path, serve, redis_server):
     model = trained()
     path = model_file(tmp_path, model)

@@ -32,7 +32,7 @@ from pydantic.json_schema import models_json_schema
 
 from fastctr.io.rows import HashedRows
 from fastctr.service import schemas
-from fastctr.service.arms import Arms, unit_of
+from fastctr.service.arms import CONTROL, Arms, arm_names, unit_of
 from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import (
     AlreadyLabelled,
@@ -141,9 +141,6 @@ class Settings:
         if self.fallback_ctr is not None and not 0 < self.fallback_ctr < 1:
             raise ValueError(f"fallback_ctr must be in (0, 1); got {self.fallback_ctr!r}")
         object.__setattr__(self, "ab", tuple((str(path), float(share)) for path, share in self.ab))
-        if self.ab and self.redis_url is not None and self.learn:
-            raise ValueError("an A/B test learning from feedback runs in one process (no "
-                             "redis_url): the Redis learner trains one model")
 
     def to_env(self) -> dict[str, str]:
         """The settings as ``FASTCTR_SERVE_*`` variables (JSON values) for :func:`from_env`."""
@@ -180,11 +177,14 @@ def build_stores(settings: Settings) -> Stores:
     if settings.redis_url is not None:
         from fastctr.service.shared import shared_stores  # imports redis: only when asked
 
+        arms = {CONTROL: settings.model_path, **{
+            name: path for name, (path, _) in zip(arm_names(settings.ab), settings.ab)}} \
+            if settings.ab else None
         shared = shared_stores(settings.model_path, redis_url=settings.redis_url,
                                learn=settings.learn, impression_ttl=settings.impression_ttl,
                                feature_ttl=settings.feature_ttl, max_features=settings.max_features,
                                snapshot_every=settings.snapshot_every,
-                               timeout=settings.redis_timeout)
+                               timeout=settings.redis_timeout, arms=arms)
         return Stores(shared.impressions, shared.features, shared)
     impressions = (LocalImpressionStore(settings.max_impressions, settings.impression_ttl)
                    if settings.learn else None)

@@ -8,6 +8,9 @@ it. Exactly one process learns: the one holding an exclusive ``flock`` on ``MODE
 queue in order, ``partial_fit``s its own copy of the model and writes an atomic snapshot
 (temp file, fsync, rename) every ``snapshot_every`` seconds; the workers then reload it.
 
+In an A/B test (``--ab``) the learner holds every arm's model, learns each click with the arm
+that scored it (the impression names it) and snapshots each arm's file.
+
 Guarantees: each impression is learned at most once, and exactly once while the learner
 lives (a learner that dies loses the clicks it popped since its last snapshot; a learner
 stopped cleanly drains the queue and snapshots first). Every worker sees a click within
@@ -162,6 +165,22 @@ class LearnerLock:
             self._fd = None
 
 
+class _ArmModel:
+    """The learner's copy of one arm's model, and what it learned since its last snapshot."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.model = ServedModel.load(path, learn=True)
+        self.warm_up_s = round(self.model.warm_up(), 3)  # before the first click is popped
+        self.pending = 0  # rows learned since the last snapshot
+
+    def replaced(self) -> bool:
+        try:
+            return _file_id(self.path) != self.model.file_id
+        except OSError:  # gone for a moment (being replaced): look again next time
+            return False
+
+
 class Learner:
     """The learning loop of ``--redis --learn``: in each worker, a thread that becomes the
     learner when it gets the lock, then pops feedback, learns it and snapshots the model.
@@ -170,6 +189,9 @@ class Learner:
     ----------
     path : path of the model file (read when becoming the learner, rewritten by snapshots)
     queue : FeedbackQueue
+    arms : dict, optional
+        In an A/B test (``--ab``), every arm's model file by arm name (``control``: ``path``):
+        each click is learned by the arm that scored it, and each file is snapshotted.
     snapshot_every : float
         Seconds between snapshots (only when something was learned).
     batch : int
@@ -178,19 +200,19 @@ class Learner:
         Seconds to wait when the queue is empty, or before trying the lock again.
     """
 
-    def __init__(self, path, queue: FeedbackQueue, *, snapshot_every: float = 1.0,
-                 batch: int = 10_000, poll: float = 0.05) -> None:
+    def __init__(self, path, queue: FeedbackQueue, *, arms: dict | None = None,
+                 snapshot_every: float = 1.0, batch: int = 10_000, poll: float = 0.05) -> None:
         self.path, self.queue = Path(path), queue
+        self.paths = {name: Path(p) for name, p in arms.items()} if arms else {"main": self.path}
         self.snapshot_every, self.batch, self.poll = float(snapshot_every), int(batch), float(poll)
         self.lock = LearnerLock(self.path)
-        self.model: ServedModel | None = None  # our own copy, loaded when we got the lock
-        self.warm_up_s: float | None = None  # seconds its learning kernels took to warm up
+        self.arms: dict[str, _ArmModel] = {}  # our own copies, loaded when we got the lock
+        self.warm_up_s: float | None = None  # seconds their learning kernels took to warm up
         # called with (impressions, clicks) after each batch learned (the live quality monitor)
         self.on_learn: Callable[[list[Impression], list[int]], None] | None = None
         self.learned = self.snapshots = self.errors = self.dropped = 0
         self.last_error = ""
         self._failing = False  # an error is logged when it starts, not at every retry
-        self._learned_at_snapshot = 0
         self._last_snapshot = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,68 +242,61 @@ class Learner:
             self.lock.release()
 
     def become_learner(self) -> bool:
-        """Take the lock if free; then load the latest snapshot to learn on."""
+        """Take the lock if free; then load the latest snapshots to learn on."""
         if self.is_learner:
             return True
         if not self.lock.acquire():
             return False
         try:
-            self._load()
+            self.arms = {name: _ArmModel(path) for name, path in self.paths.items()}
         except BaseException:
             self.lock.release()
             raise
-        self._learned_at_snapshot = self.learned
+        self.warm_up_s = round(sum(arm.warm_up_s for arm in self.arms.values()), 3)
         log.info("learner: this process learns (pid %d, lock %s)", os.getpid(), self.lock.path)
         return True
 
-    def _load(self) -> None:
-        """Load the model file to learn on, its learning kernels warmed up before the first
-        click is popped (seconds on a first run: the queue holds the clicks meanwhile)."""
-        model = ServedModel.load(self.path, learn=True)
-        self.warm_up_s = round(model.warm_up(), 3)
-        self.model = model
-
     def step(self) -> int:
-        """Learn up to ``batch`` queued clicks, in order (skipping the fallback's markers);
-        the number taken from the queue."""
+        """Learn up to ``batch`` queued clicks, in order, each by its arm's model (skipping
+        the fallback's markers); the number taken from the queue."""
         popped = self.queue.pop(self.batch)
         kept = [(imp, click) for imp, click in zip(*popped) if imp.arm != FALLBACK_ARM]
-        impressions, clicks = [imp for imp, _ in kept], [click for _, click in kept]
-        if impressions:
-            self.model.learn(impressions, clicks)
-            self.learned += len(impressions)
+        for name, arm in self.arms.items():
+            mine = [(imp, click) for imp, click in kept if imp.arm == name]
+            if mine:
+                arm.model.learn([imp for imp, _ in mine], [click for _, click in mine])
+                arm.pending += len(mine)
+        unknown = sum(imp.arm not in self.arms for imp, _ in kept)
+        if unknown:  # scored by an arm no longer served (the service restarted without it)
+            self.dropped += unknown
+            kept = [(imp, click) for imp, click in kept if imp.arm in self.arms]
+        if kept:
+            self.learned += len(kept)
             if self.on_learn is not None:
-                self.on_learn(impressions, clicks)
+                self.on_learn([imp for imp, _ in kept], [click for _, click in kept])
         return len(popped[0])
 
     def snapshot(self) -> bool:
-        """Write the model atomically if it learned since the last snapshot.
+        """Write each model that learned since its last snapshot, atomically; whether one
+        was written.
 
         A model file replaced by someone else (a new model deployed) is not overwritten: it
         is loaded and learning goes on from it; the clicks learned since the last snapshot
         are dropped (counted), as a single worker's reload drops them."""
         self._last_snapshot = time.monotonic()
-        if self.model is None:
-            return False
-        if self._replaced():
-            self.dropped += self.learned - self._learned_at_snapshot
-            self._load()
-            self._learned_at_snapshot = self.learned
-            log.warning("learner: %s was replaced; learning from it now", self.path)
-            return False
-        if self.learned == self._learned_at_snapshot:
-            return False
-        self.model.model.save(self.path)
-        self.model.file_id = _file_id(self.path)
-        self._learned_at_snapshot = self.learned
-        self.snapshots += 1
-        return True
-
-    def _replaced(self) -> bool:
-        try:
-            return _file_id(self.path) != self.model.file_id
-        except OSError:  # gone for a moment (being replaced): look again next time
-            return False
+        wrote = False
+        for name, arm in list(self.arms.items()):
+            if arm.replaced():
+                self.dropped += arm.pending
+                self.arms[name] = _ArmModel(arm.path)
+                log.warning("learner: %s was replaced; learning from it now", arm.path)
+            elif arm.pending:
+                arm.model.model.save(arm.path)
+                arm.model.file_id = _file_id(arm.path)
+                arm.pending = 0
+                self.snapshots += 1
+                wrote = True
+        return wrote
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -54,9 +54,10 @@ class Shared:
 
 def shared_stores(model_path: str, *, redis_url: str, learn: bool, impression_ttl: float,
                   feature_ttl: float, max_features: int, snapshot_every: float | None,
-                  timeout: float = DEFAULT_TIMEOUT) -> Shared:
+                  timeout: float = DEFAULT_TIMEOUT, arms: dict | None = None) -> Shared:
     """The Redis side of one worker. Connections are made lazily: a Redis that is down when
-    the service starts degrades it, it does not stop it from starting.
+    the service starts degrades it, it does not stop it from starting. ``arms``: an A/B
+    test's model files by arm name, which the learner trains each on its arm's clicks.
 
     Examples
     --------
@@ -77,5 +78,6 @@ def shared_stores(model_path: str, *, redis_url: str, learn: bool, impression_tt
         return Shared(link, None, features, None, None)
     impressions = RedisImpressionStore(link, impression_ttl)
     queue = FeedbackQueue(impressions)
-    learner = Learner(model_path, queue, snapshot_every=snapshot_every or DEFAULT_SNAPSHOT_EVERY)
+    learner = Learner(model_path, queue, arms=arms,
+                      snapshot_every=snapshot_every or DEFAULT_SNAPSHOT_EVERY)
     return Shared(link, impressions, features, queue, learner)
