@@ -111,12 +111,16 @@ class RedisFeatureStore:
         return self.get_many([(entity, key)])[0]
 
     def get_many(self, pairs: list[tuple[str, str]]) -> list[dict | None]:
-        """One ``HGETALL`` a pair, all in one pipeline (one round trip)."""
-        pipe = self.link.client.pipeline(transaction=False)
-        for entity, key in pairs:
-            pipe.hgetall(self._key(entity, key))
+        """One ``HGETALL`` a pair, all in one pipeline (one round trip; built only once the
+        breaker lets the call through)."""
+        def lookup():
+            pipe = self.link.client.pipeline(transaction=False)
+            for entity, key in pairs:
+                pipe.hgetall(self._key(entity, key))
+            return pipe.execute()
+
         return [{name.decode(): orjson.loads(value) for name, value in raw.items()} or None
-                for raw in self.link.call(pipe.execute)]
+                for raw in self.link.call(lookup)]
 
     def put(self, entity: str, key: str, features: dict, ttl: float | None = None) -> None:
         ttl = self.ttl if ttl is None else min(float(ttl), self.ttl)
@@ -250,11 +254,15 @@ class RedisImpressionStore:
     def put_many(self, items: list[tuple[str, bytes]]) -> list[int]:
         """One ``SET NX PX`` an encoded impression, all in one pipeline (one round trip)."""
         ttl = max(1, int(self.ttl * 1000))
-        pipe = self.link.client.pipeline(transaction=False)
-        for request_id, encoded in items:
-            pipe.set(self._key(request_id), b"I" + encoded, nx=True, px=ttl)
+
+        def keep():
+            pipe = self.link.client.pipeline(transaction=False)
+            for request_id, encoded in items:
+                pipe.set(self._key(request_id), b"I" + encoded, nx=True, px=ttl)
+            return pipe.execute()
+
         try:
-            stored = self.link.call(pipe.execute)
+            stored = self.link.call(keep)
         except Unavailable:
             self.dropped += len(items)  # degrade: predictions answered, their feedback 404
             return []
