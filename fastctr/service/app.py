@@ -792,12 +792,13 @@ def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRow
 
 
 def _lines(body: bytes) -> list[str]:
-    """The non-blank lines of a tab-separated body (what the reader reads), as strings."""
+    """The lines of a tab-separated body as strings, as the reader takes them: split at
+    ``\n``, a ``\r`` before it dropped, empty lines skipped."""
     try:
         text = body.decode()
     except UnicodeDecodeError as e:
         raise ClientError(422, "", f"the body is not UTF-8 text: {e}") from None
-    return [line for line in text.splitlines() if line.strip()]
+    return [line for line in (part.removesuffix("\r") for part in text.split("\n")) if line]
 
 
 def _header(scope: dict, name: bytes) -> bytes:
