@@ -123,9 +123,17 @@ def parse_batch(items: list, served, features: FeatureStore) -> tuple[list, list
 
 def new_ids(n: int) -> list[str]:
     """``n`` request ids for a batch: random 128-bit numbers in hex (32 characters), cut
-    from one draw of the OS's randomness (not one draw a row)."""
-    text = os.urandom(16 * n).hex()
-    return [text[i:i + 32] for i in range(0, 32 * n, 32)]
+    from one draw of the OS's randomness (not one draw a row).
+
+    Examples
+    --------
+    >>> ids = new_ids(3)
+    >>> len(ids), {len(i) for i in ids}, new_ids(0)
+    (3, {32}, [])
+    """
+    if n == 0:
+        return []
+    return os.urandom(16 * n).hex(" ", 16).split(" ")  # (cut by C code, not a loop a row)
 
 
 def _positional(row: dict, where: str, served) -> dict:
