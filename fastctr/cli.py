@@ -14,8 +14,10 @@ import math
 import numbers
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Iterator, Sequence
@@ -35,7 +37,7 @@ from fastctr.models.fm import FFMClassifier, FMClassifier
 from fastctr.models.ftrl import FTRLClassifier
 from fastctr.online import metrics
 from fastctr.online.holdout import HoldOut
-from fastctr.online.training import TRAIN_CONSTRAINTS, train, warm_up
+from fastctr.online.training import TRAIN_CONSTRAINTS, Progress, train, warm_up
 from fastctr.serving.files import destination, load, probe_writable
 
 log = logging.getLogger("fastctr")
@@ -594,7 +596,7 @@ def cmd_train(args) -> int:
     report = train(model, _batches(args, settings, model.hasher_, list(passes),
                                    chunks=args.threads > 1, readers=readers),
                    report_every=args.report_every, threads=args.threads, tune=args.tune,
-                   tune_rows=args.tune_rows, holdout=holdout)
+                   tune_rows=args.tune_rows, holdout=holdout, progress=Progress(stop=INTERRUPTED))
     if not report["rows"]:
         raise CLIError(f"no rows in {what}: the input is empty, nothing to learn; no model written")
     log.info("trained on %d rows in %.2f s (%s rows/s)", report["rows"], report["seconds"],
@@ -854,9 +856,24 @@ def _format_hint(args) -> str:
             if detected != fmt else "")
 
 
+#: set by Ctrl-C (SIGINT) while a command runs; training stops at its next batch
+INTERRUPTED = threading.Event()
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGINT: raise KeyboardInterrupt where the main thread is, as Python does, and set
+    INTERRUPTED, so that training stops at its next batch even if that KeyboardInterrupt
+    landed where Python drops it (a finalizer, a background wait)."""
+    INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; errors are one line on stderr with the exit status of EXIT_CODES."""
     args = _parser().parse_args(argv)
+    if args.command == "train" and threading.current_thread() is threading.main_thread():
+        INTERRUPTED.clear()
+        signal.signal(signal.SIGINT, _interrupt)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(message)s", stream=sys.stderr)
     commands = {"train": cmd_train, "predict": cmd_predict, "eval": cmd_eval, "bench": cmd_bench,

@@ -7,15 +7,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fastctr import load
+from fastctr import FTRLClassifier, load
 from fastctr.cli import EXIT_CODES, main
 from fastctr.io.datasets import criteo_rows, make_criteo
+from fastctr.online.training import Progress, train
 
 FASTCTR = str(Path(sys.executable).parent / "fastctr")
 
@@ -233,6 +235,28 @@ def test_ctrl_c_is_one_line_exit_130_and_leaves_the_model_path(tmp_path):
     assert rest.decode().strip().splitlines()[-1] == (
         f"fastctr train: interrupted; {model_path} left as it was")
     assert model_path.read_bytes() == b"previous"
+
+
+def test_a_set_stop_ends_training_at_the_next_batch():
+    """What the command line's SIGINT handler sets: training stops at the next batch even if
+    Python's own KeyboardInterrupt was dropped (landed in a finalizer or a background wait)."""
+    stop = threading.Event()
+    seen = []
+    hasher = FTRLClassifier(bits=18).fit([{"C1": "a"}], [1]).hasher_
+    rows = hasher.transform([{"C1": "a"}, {"C1": "b"}]).with_targets(np.array([1, 0], np.float32),
+                                                                     None)
+
+    def batches():
+        for i in range(100):
+            if i == 3:
+                stop.set()
+            seen.append(i)
+            yield rows
+
+    model = FTRLClassifier(bits=18)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, batches(), progress=Progress(stop=stop))
+    assert seen == [0, 1, 2, 3] and model.n_rows_seen_ == 8
 
 
 def test_exit_codes_are_documented():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -28,17 +29,22 @@ class Progress:
     """A one-line progress display (rows, rows/s, progressive log loss) on a terminal.
 
     Redrawn at most every ``interval`` seconds; silent when ``stream`` is not a terminal,
-    where the periodic report lines go to ``logging`` instead.
+    where the periodic report lines go to ``logging`` instead. Once ``stop`` is set, the
+    next batch's update raises KeyboardInterrupt (how the command line makes sure a Ctrl-C
+    ends training even when Python's own KeyboardInterrupt landed where it is dropped).
     """
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None,
-                 interval: float = 0.2) -> None:
+                 interval: float = 0.2, stop: threading.Event | None = None) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.interval = interval
+        self.stop = stop
         self.start = self._last = time.perf_counter()
 
     def update(self, rows: int, log_loss: float) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt
         now = time.perf_counter()
         if self.enabled and now - self._last >= self.interval:
             self._last = now
