@@ -14,6 +14,8 @@ from service_models import LABELS, MODELS, ROWS, line_of, model_file, positional
 from fastctr import load
 from fastctr.service import create_app
 from fastctr.service.app import Settings
+from fastctr.service.served import ServedModel
+from fastctr.service.stores import Impression
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -202,6 +204,16 @@ def test_served_model_equals_partial_fit_of_the_same_rows(tmp_path, model):
         np.testing.assert_array_equal(served.zn_, reference.zn_)
         assert served.n_rows_seen_ == reference.n_rows_seen_ == 460
         assert client.get("/model").json()["rows_learned_online"] == 60
+
+
+def test_a_kept_row_is_its_impression_encoded(tmp_path, model):
+    """What a single /predict keeps (encoded straight from the hashed bytes) decodes to the
+    Impression of that row, for dicts and lines alike."""
+    served = ServedModel.load(model_file(tmp_path, model), learn=True)
+    for row in ROWS[400:450]:
+        for raw in (row, line_of(row)):
+            encoded = served.encoded_impression(raw, 0.25, "challenger")
+            assert Impression.from_bytes(encoded) == served.impression(raw, 0.25, "challenger")
 
 
 def test_each_impression_is_learned_once(tmp_path):

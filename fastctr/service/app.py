@@ -524,12 +524,10 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
 
     def _keep(served: ServedModel, raw, p: float, rid: str, arm: str) -> None:
         # the fallback learns nothing: a marker, so that the row's click gets the truth
-        impression = fallback_marker(served.version) if served is fallback \
-            else served.impression(raw, p, arm)
-        try:
-            impressions.put(rid, impression)
-        except Conflict as e:
-            raise ClientError(409, "request_id", e.args[0]) from None
+        encoded = fallback_marker(served.version).to_bytes() if served is fallback \
+            else served.encoded_impression(raw, p, arm)
+        if impressions.put_many([(rid, encoded)]):
+            raise ClientError(409, "request_id", Conflict.of(rid).args[0])
 
     def _put_many(ids: list[str], kept: list[bytes], rows: list[int] | None = None) -> None:
         """Keep a batch's encoded impressions; 409 naming the first row whose id is in use

@@ -119,6 +119,12 @@ class ServedModel:
             return None
         return HashedRows(batch.indptr, batch.indices, batch.values, batch.fields)
 
+    def encoded_impression(self, row: dict | str, p: float, arm: str = "main") -> bytes:
+        """:meth:`impression` encoded (what the stores keep), without the object between."""
+        indices, values, fields = self.row_hasher.hash_row_bytes(row)
+        return encode_rows([0, len(indices) // 4], indices, values, fields, [p], self.version,
+                           arm)[0]
+
     def encoded_impressions(self, rows: HashedRows, p: np.ndarray, arm: str = "main") -> list[bytes]:
         """Hashed rows scored ``p`` as encoded impressions of this model (what the stores
         keep: their entries sliced from the batch's bytes, not hashed again)."""
