@@ -302,38 +302,3 @@ def test_crafted_factor_scorer_files_are_refused():
     bad = [(item, r) for item, r in zip(crafted, results[len(valid):]) if r != "refused"]
     print(f"{len(crafted)} crafted FactorScorer files (of {len(items)}): {len(bad)} not refused")
     assert not bad, bad[:20]
-
-
-PREDICT_CHECK = r'''
-import math
-from fastctr import FFMClassifier, FMClassifier
-
-_rows = [{"I1": 3, "I2": 0.5, "C1": "x", "C2": "y", "a": "p", "b": "q"},
-         {"I1": 1, "C1": "z", "C26": "w", "a": "r"}] * 3
-_fm = FMClassifier(bits=18, k=2, numeric_transform="log1p", unknown="ignore").fit(_rows, [1, 0] * 3)
-_ffm = FFMClassifier(bits=18, k=2, fields=["a", "b", "C1"], unknown="ignore").fit(_rows, [1, 0] * 3)
-MODELS = [m.to_scorer(dtype, layout) for m in (_fm, _ffm) for dtype in ("float32", "int8")
-          for layout in ("sparse", "dense")]
-
-def check(row):
-    outcomes = []
-    for m in MODELS:
-        try:
-            p = m.predict_one(row)
-        except (ValueError, TypeError, OverflowError):
-            outcomes.append("refused")
-            continue
-        if not (isinstance(p, float) and 0.0 <= p <= 1.0):
-            return f"NaN or out of range: {p!r}"
-        outcomes.append("ok")
-    return "ok" if "ok" in outcomes else "refused"
-'''
-
-
-def test_predict_one_never_crashes_or_answers_nan():
-    from test_fuzz import ROWS, draw
-
-    rows = draw(ROWS, 3000 if LONG else 200)
-    results = run_batches(PREDICT_CHECK, rows)
-    bad = [(row, r) for row, r in zip(rows, results) if r not in ("ok", "refused")]
-    assert results.count("ok") > len(rows) // 4 and not bad, bad[:10]

@@ -267,9 +267,15 @@ for transform in ("bin", "value", "log1p"):
                       .fit(_rows, [1, 0] * 3))
 MODELS.append(FFMClassifier(bits=18, k=2, fields=["a", "b", "C1"], unknown="ignore")
               .fit(_rows, [1, 0] * 3))
+FM_LOG1P, FFM = MODELS[5], MODELS[6]
 for dtype in ("float32", "float16", "int8"):
     for layout in ("sparse", "dense"):
         MODELS.append(MODELS[0].to_scorer(dtype, layout))
+for factors in (FM_LOG1P, FFM):  # the FM and FFM scorers (FactorScorer)
+    for dtype in ("float32", "int8"):
+        for layout in ("sparse", "dense"):
+            MODELS.append(factors.to_scorer(dtype, layout))
+assert len(MODELS) == 21
 from fastctr._ext._score import RowHasher
 HASHER = RowHasher(MODELS[0].hasher_._spec, MODELS[0].hasher_.fields)
 
@@ -300,6 +306,7 @@ def test_predict_one_never_crashes_or_answers_nan():
     rows = draw(ROWS, N_PREDICT)
     results = run_batches(PREDICT_CHECK, rows)
     bad = _bad(rows, results, lambda r: r in ("ok", "refused"))
-    print(f"{len(rows)} predict_one rows x 13 models:",
+    print(f"{len(rows)} predict_one rows x 21 models and scorers:",
           {r: results.count(r) for r in set(map(str, results))})
     assert not bad, bad[:10]
+    assert results.count("ok") > len(rows) // 4  # (the rows are not all refused)
