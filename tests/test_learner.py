@@ -1,6 +1,7 @@
 """One learner for many workers, against a real redis-server: clicks fed back to any worker
 are queued once, learned once and in order, and the snapshot equals a model that learned the
 same rows with partial_fit."""
+import dataclasses
 import io
 import os
 import time
@@ -181,3 +182,21 @@ def test_the_learner_survives_a_redis_outage(redis_server, model_path):
         assert learner.learned == 5
     finally:
         learner.stop()
+
+
+def test_clicks_of_an_arm_no_longer_served_are_dropped_and_counted(redis_url, model_path):
+    """Impressions scored by an A/B arm the restarted service no longer has are not learned
+    by another arm's model: counted as dropped."""
+    worker = Worker(redis_url)
+    impressions, clicks = scored(model_path, 6)
+    impressions[2:4] = [dataclasses.replace(imp, arm="gone") for imp in impressions[2:4]]
+    for i, imp in enumerate(impressions):
+        worker.impressions.put(f"g{i}", imp)
+    worker.queue.label([f"g{i}" for i in range(6)], clicks)
+    expected = reference(model_path, impressions[:2] + impressions[4:], clicks[:2] + clicks[4:])
+    learner = Learner(model_path, worker.queue)
+    assert learner.become_learner()
+    assert learner.step() == 6
+    assert (learner.learned, learner.dropped) == (4, 2)
+    np.testing.assert_array_equal(learner.arms["main"].model.model.state.zn, expected.state.zn)
+    learner.lock.release()

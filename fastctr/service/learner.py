@@ -261,15 +261,15 @@ class Learner:
         the fallback's markers); the number taken from the queue."""
         popped = self.queue.pop(self.batch)
         kept = [(imp, click) for imp, click in zip(*popped) if imp.arm != FALLBACK_ARM]
+        known = [(imp, click) for imp, click in kept if imp.arm in self.arms]
+        # scored by an arm no longer served (the service restarted without it): dropped
+        self.dropped += len(kept) - len(known)
+        kept = known
         for name, arm in self.arms.items():
             mine = [(imp, click) for imp, click in kept if imp.arm == name]
             if mine:
                 arm.model.learn([imp for imp, _ in mine], [click for _, click in mine])
                 arm.pending += len(mine)
-        unknown = sum(imp.arm not in self.arms for imp, _ in kept)
-        if unknown:  # scored by an arm no longer served (the service restarted without it)
-            self.dropped += unknown
-            kept = [(imp, click) for imp, click in kept if imp.arm in self.arms]
         if kept:
             self.learned += len(kept)
             if self.on_learn is not None:

@@ -147,7 +147,6 @@ class FeatureStore(Protocol):
         (mean time of a lookup)."""
 
 
-
 #: the arm of an answer the fallback scored: kept as an empty marker so that its click is
 #: refused for what it is (ScoredByFallback, 409), not with a 404 saying "never predicted"
 FALLBACK_ARM = "(fallback)"
