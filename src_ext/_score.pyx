@@ -63,6 +63,20 @@ cdef inline void _store(double* out, Py_ssize_t r, double m, bint proba) noexcep
         out[r] = m
 
 
+def probabilities(const double[::1] margins):
+    """Probabilities of no click and click, shape (n, 2), of ``n`` margins: the sigmoid of
+    ``predict_one`` (libm's exp), so that batch and single-row predictions agree bit for bit
+    (numpy's exp, vectorised, can differ from libm's in the last bit)."""
+    cdef Py_ssize_t r, n = margins.shape[0]
+    out = np.empty((n, 2), np.float64)
+    cdef double[:, ::1] o = out
+    if n:
+        with nogil:
+            for r in range(n):
+                _store(&o[0, 0], r, margins[r], True)
+    return out
+
+
 cdef class RowHasher:
     """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
     cdef Spec spec

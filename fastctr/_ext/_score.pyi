@@ -19,6 +19,9 @@ INIT_SCALE: float
 TABLE_HASH: int
 TABLE_EMPTY: int
 
+def probabilities(margins: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Probabilities of no click and click, shape (n, 2), with ``predict_one``'s sigmoid."""
+
 class RowHasher:
     """Hashes one raw row into reusable buffers with the FeatureHasher's spec."""
 

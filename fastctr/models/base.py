@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from fastctr._ext._rows import entries_are_valid
-from fastctr._kernels.tuples import MARGIN_CLIP, NO_FIELDS, NO_TARGETS, Rows
+from fastctr._ext._score import probabilities
+from fastctr._kernels.tuples import NO_FIELDS, NO_TARGETS, Rows
 from fastctr._pool import thread_pool
 from fastctr._validation import Interval, Options, validate_params
 from fastctr.exceptions import NotFittedError
@@ -497,8 +498,7 @@ class OnlineClassifier(ClassifierCompat, abc.ABC):
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of no click and click, shape (n_rows, 2)."""
-        p = _sigmoid(self.decision_function(X))
-        return np.column_stack([1.0 - p, p])
+        return probabilities(np.ascontiguousarray(self.decision_function(X), np.float64))
 
     def predict(self, X) -> np.ndarray:
         """Predicted class, 1 where the click probability exceeds 0.5."""
@@ -552,10 +552,6 @@ def _as_state(cls: type, fields) -> tuple:
         raise ValueError(f"{cls.__name__} state has the fields {list(names)}; missing "
                          f"{missing}, unknown {unknown}")
     return cls.State(**fields)
-
-
-def _sigmoid(m: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(m, -MARGIN_CLIP, MARGIN_CLIP)))
 
 
 def _frozen(value: Any) -> Any:
