@@ -20,7 +20,14 @@ from fastctr._validation import Booleans, InstanceOf, Interval, Options, validat
 from fastctr.exceptions import DamagedDataError, ParseError
 from fastctr.io.hashing import FeatureHasher
 from fastctr.io.rows import HashedRows
-from fastctr.io.sources import Source, line_runs, open_source, split_first_line, with_final_newline
+from fastctr.io.sources import (
+    Source,
+    line_runs,
+    open_source,
+    source_name,
+    split_first_line,
+    with_final_newline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +123,7 @@ class BlockReader:
         validate_params(READER_CONSTRAINTS, {"batch_size": batch_size, "on_error": on_error},
                         type(self).__name__)
         self.source = source
+        self.name = source_name(source)  # what errors call it
         self.batch_size = int(batch_size)
         self.on_error = on_error
         self.errors = ErrorReport()
@@ -144,6 +152,32 @@ class BlockReader:
             blocks.close()
         self._warn_skipped()
         self._end_damaged(self.errors.lines)
+
+    def read_text(self, text: bytes, max_rows: int) -> HashedRows | None:
+        r"""The rows of ``text`` (whole lines in memory, the last newline optional) as one
+        batch, parsed in one compiled call: what a service does with a request body, without
+        the sources, gzip detection and generators of iterating (~60 us a call). The reader's
+        own source is not read. Bad lines follow ``on_error`` (lines counted from 1 in
+        ``text``); None when ``text`` holds more than ``max_rows`` rows.
+
+        Examples
+        --------
+        >>> from fastctr import FeatureHasher
+        >>> from fastctr.io.reader import DelimitedReader
+        >>> hasher = FeatureHasher(["a", "b"], numeric=["a"], bits=18)
+        >>> reader = DelimitedReader(b"", ["a", "b"], hasher)
+        >>> reader.read_text(b"3\tx\n\n5\ty", max_rows=10).n_rows
+        2
+        >>> reader.read_text(b"3\tx\n5\ty", max_rows=1) is None
+        True
+        """
+        blocks = [text] if text.endswith(b"\n") else [text, b"\n"]
+        rows = min(text.count(b"\n") + 1, max_rows + 1)  # blank lines make it an upper bound
+        batch = next(self._batches(blocks, 0, rows, self.errors), None)
+        if batch is None:
+            return HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32),
+                              np.empty(0, np.float32), np.empty(0, np.uint16))
+        return batch if batch.n_rows <= max_rows else None
 
     def chunks(self, rows: int | None = None) -> Iterator[Chunk]:
         """The source cut at line ends into :class:`Chunk` s of about ``rows`` lines (by

@@ -57,12 +57,14 @@ class ServedModel:
     learnable: bool
     learned: int = 0
     row_hasher: RowHasher = field(init=False, repr=False)
+    text_reader: DelimitedReader = field(init=False, repr=False)
     numeric: tuple[str, ...] = field(init=False, repr=False)
     categorical: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         hasher = self.model.hasher_
         self.row_hasher = RowHasher(hasher._spec, hasher.fields)
+        self.text_reader = DelimitedReader(b"", hasher.fields, hasher)
         numeric = set(hasher.numeric)
         self.numeric = tuple(f for f in hasher.fields if f in numeric)
         self.categorical = tuple(f for f in hasher.fields if f not in numeric)
@@ -109,15 +111,7 @@ class ServedModel:
         skipped, ``\r\n`` accepted) hashed in one pass of the compiled reader; None when it
         holds more than ``max_rows`` rows. A ParseError (ValueError) naming the line when
         one does not parse."""
-        hasher = self.model.hasher_
-        batches = DelimitedReader(text, hasher.fields, hasher, batch_size=max_rows + 1)
-        batch = next(iter(batches), None)
-        if batch is None:
-            return HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32),
-                              np.empty(0, np.float32), np.empty(0, np.uint16))
-        if batch.n_rows > max_rows:
-            return None
-        return HashedRows(batch.indptr, batch.indices, batch.values, batch.fields)
+        return self.text_reader.read_text(text, max_rows)
 
     def encoded_impression(self, row: dict | str, p: float, arm: str = "main") -> bytes:
         """:meth:`impression` encoded (what the stores keep), without the object between."""
