@@ -310,3 +310,49 @@ def test_predict_one_never_crashes_or_answers_nan():
           {r: results.count(r) for r in set(map(str, results))})
     assert not bad, bad[:10]
     assert results.count("ok") > len(rows) // 4  # (the rows are not all refused)
+
+
+# -- read_text (the service's request bodies) against iterating the same bytes ------------------
+TEXT_CHECK = r'''
+import numpy as np
+from fastctr import FeatureHasher, ParseError
+from fastctr.io.reader import DelimitedReader
+
+HASHER = FeatureHasher(bits=18)
+COLUMNS = ("label", *HASHER.fields)  # the Criteo seed's layout
+SERVED = DelimitedReader(b"", COLUMNS, HASHER)  # one reader for every body, as a service has
+MAX_ROWS = 4
+
+def arrays(batch):
+    return [np.asarray(a).tolist() for a in (batch.indptr, batch.indices, batch.values, batch.fields)]
+
+def check(data):
+    try:
+        got = SERVED.read_text(data, MAX_ROWS)
+        got = "too many" if got is None else arrays(got)
+    except ParseError as e:
+        got = f"refused: {e}"
+    try:
+        batches = list(DelimitedReader(data, COLUMNS, HASHER, batch_size=MAX_ROWS + 1))
+        want = ("too many" if batches and batches[0].n_rows > MAX_ROWS else
+                arrays(batches[0]) if batches else [[0], [], [], []])
+    except ParseError as e:
+        want = f"refused: {e}"
+    if isinstance(got, list) and not np.isfinite(got[2]).all():
+        return "NaN"
+    if got != want:
+        return f"read_text {str(got)[:150]} but iterating {str(want)[:150]}"
+    return "refused" if isinstance(got, str) else "ok"
+'''
+
+
+def test_read_text_agrees_with_iterating_the_same_bytes():
+    # the service parses request bodies with read_text: same rows, same errors (naming the
+    # line) as reading the bytes as a source, and never a crash, on mutated Criteo lines
+    texts = [data for _, data in draw(mutated("criteo"), N_READER // 4)]
+    results = run_batches(TEXT_CHECK, texts)
+    print(f"{len(texts)} request bodies:", {r: results.count(r) for r in set(map(str, results))
+                                            if r in ("ok", "refused", "too many")})
+    bad = _bad(texts, results, lambda r: r in ("ok", "refused"))
+    assert not bad, bad[:10]
+    assert "ok" in results and "refused" in results  # (both ways through are taken)

@@ -119,3 +119,18 @@ def test_stdin_errors_name_stdin():
 def test_chunk_errors_name_the_chunks_and_the_line():
     with pytest.raises(ParseError, match=r"^<chunks>, line 2: token 2"):
         list(read_libsvm([b"1 3:1\n1 ", memoryview(b"x:y\n")]))
+
+
+def test_a_reader_reused_for_many_bodies_names_each_bodys_bad_line():
+    # a service keeps one reader for every request body: the 100th bad body's error is its
+    # own (the error report keeps only the first examples), and good bodies still read
+    from fastctr import FeatureHasher
+    from fastctr.io.reader import DelimitedReader
+
+    hasher = FeatureHasher(["n", "c"], numeric=["n"], bits=18)
+    reader = DelimitedReader(b"", ["n", "c"], hasher)
+    for i in range(100):
+        bad = b"1\tx\n" * (i % 7) + f"oops{i}\ty\n".encode()
+        with pytest.raises(ParseError, match=rf"^<bytes>, line {i % 7 + 1}: field 'n' .* b'oops{i}'"):
+            reader.read_text(bad, max_rows=10)
+        assert reader.read_text(b"2\tz", max_rows=10).n_rows == 1

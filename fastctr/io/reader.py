@@ -173,7 +173,7 @@ class BlockReader:
         """
         blocks = [text] if text.endswith(b"\n") else [text, b"\n"]
         rows = min(text.count(b"\n") + 1, max_rows + 1)  # blank lines make it an upper bound
-        batch = next(self._batches(blocks, 0, rows, self.errors), None)
+        batch = next(self._batches(blocks, 0, rows, ErrorReport()), None)  # each call its own
         if batch is None:
             return HashedRows(np.zeros(1, np.int64), np.empty(0, np.int32),
                               np.empty(0, np.float32), np.empty(0, np.uint16))
@@ -269,10 +269,10 @@ class BlockReader:
     def _on_bad_line(self, buf: bytes, lines_done: int, err: np.ndarray,
                      report: ErrorReport) -> None:
         rel_line, col, code, a, b = (int(x) for x in err)
-        report.add(self.name, lines_done + rel_line + 1,
-                   self._describe(code, col, bytes(buf[a:b])[:60]))
-        if self.on_error == "raise":
-            raise ParseError(report.examples[-1] + RAISE_HINT)
+        line, what = lines_done + rel_line + 1, self._describe(code, col, bytes(buf[a:b])[:60])
+        report.add(self.name, line, what)
+        if self.on_error == "raise":  # this line's message, whatever the report already holds
+            raise ParseError(f"{self.name}, line {line}: {what}{RAISE_HINT}")
 
 
 def _closing(blocks: Iterator[bytes], source: Iterator[bytes]) -> Iterator[bytes]:
