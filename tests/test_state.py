@@ -144,6 +144,23 @@ def test_constants_shared_by_numba_and_cython():
     assert _score.TABLE_EMPTY == int(table_kernels.EMPTY)
 
 
+def test_probabilities_are_the_reference_sigmoid_bit_for_bit():
+    from naive_fm import sigmoid
+    rng = np.random.default_rng(0)
+    m = np.concatenate([rng.normal(0, 5, 2000), [0.0, -0.0, 35.0, -35.0, 1e300, -np.inf, np.inf]])
+    p = _score.probabilities(m)
+    assert p.shape == (len(m), 2)
+    assert p[:, 1].tolist() == [sigmoid(x) for x in m]
+    assert p[:, 0].tolist() == [1.0 - sigmoid(x) for x in m]
+    assert _score.probabilities(np.empty(0)).shape == (0, 2)
+
+
+def test_batch_and_single_row_probabilities_agree_bit_for_bit(data):
+    rows, y = data
+    model = FTRLClassifier(bits=BITS).fit(rows, y)
+    assert model.predict_proba(rows)[:, 1].tolist() == [model.predict_one(r) for r in rows]
+
+
 def test_margin_clip_is_the_one_both_paths_use(data):
     """A margin far beyond the clip gives the same probability from both paths."""
     rows, y = data
