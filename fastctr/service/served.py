@@ -22,7 +22,7 @@ import numpy as np
 from fastctr._ext._score import RowHasher
 from fastctr.io.reader import DelimitedReader
 from fastctr.io.rows import HashedRows
-from fastctr.service.stores import Impression, encode_rows
+from fastctr.service.stores import Impression, encode_row, encode_rows
 from fastctr.serving.files import load
 
 log = logging.getLogger("fastctr.service")
@@ -115,9 +115,7 @@ class ServedModel:
 
     def encoded_impression(self, row: dict | str, p: float, arm: str = "main") -> bytes:
         """:meth:`impression` encoded (what the stores keep), without the object between."""
-        indices, values, fields = self.row_hasher.hash_row_bytes(row)
-        return encode_rows([0, len(indices) // 4], indices, values, fields, [p], self.version,
-                           arm)[0]
+        return encode_row(*self.row_hasher.hash_row_bytes(row), p, self.version, arm)
 
     def encoded_impressions(self, rows: HashedRows, p: np.ndarray, arm: str = "main") -> list[bytes]:
         """Hashed rows scored ``p`` as encoded impressions of this model (what the stores

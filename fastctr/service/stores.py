@@ -63,9 +63,8 @@ class Impression:
 
     def to_bytes(self) -> bytes:
         """The impression in a compact versioned form (what a store keeps)."""
-        version, arm = self.model_version.encode(), self.arm.encode()
-        return b"".join((_MAGIC, _HEAD.pack(self.n_entries, self.p, len(version), len(arm)),
-                         version, arm, self.indices, self.values, self.fields))
+        return encode_row(self.indices, self.values, self.fields, self.p, self.model_version,
+                          self.arm)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Impression:
@@ -86,6 +85,16 @@ class Impression:
             raise ValueError("an encoded Impression's version or arm is not UTF-8") from None
         return cls(bytes(data[cuts[2]:cuts[3]]), bytes(data[cuts[3]:cuts[4]]),
                    bytes(data[cuts[4]:cuts[5]]), version, arm, p)
+
+
+def encode_row(indices: bytes, values: bytes, fields: bytes, p: float, model_version: str,
+               arm: str = "main") -> bytes:
+    """One row's encoded impression (:meth:`Impression.to_bytes`) from its raw int32
+    ``indices``, float32 ``values`` and uint16 ``fields`` (lengths as an Impression checks
+    them), without an Impression object between (the single-row predict path)."""
+    version, arm_bytes = model_version.encode(), arm.encode()
+    return b"".join((_MAGIC, _HEAD.pack(len(indices) // 4, p, len(version), len(arm_bytes)),
+                     version, arm_bytes, indices, values, fields))
 
 
 def encode_rows(ends: list[int], indices: bytes, values: bytes, fields: bytes, p: list[float],
