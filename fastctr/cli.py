@@ -7,6 +7,8 @@ on stderr, ``fastctr COMMAND: what is wrong (and the fix)``, with the exit statu
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import itertools
 import json
 import logging
@@ -45,6 +47,7 @@ log = logging.getLogger("fastctr")
 #: model name on the command line -> estimator class
 MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
+SERVERS = ("uvicorn", "granian")  # what fastctr serve --server runs
 AT_LEAST_1 = [Interval(numbers.Integral, 1, None, closed="left")]
 HOLDOUT_FRACTION = [Interval(numbers.Real, 0, 1, closed="neither")]
 SECONDS = [Interval(numbers.Real, 0, None, closed="neither")]
@@ -288,6 +291,9 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--host", default="127.0.0.1", help="address to listen on")
     se.add_argument("--port", type=int, default=8000, help="port to listen on")
     se.add_argument("--workers", type=INT["count"], default=1, help="worker processes")
+    se.add_argument("--server", choices=SERVERS, default="uvicorn",
+                    help="the HTTP server: uvicorn, or granian (HTTP handled in Rust off the "
+                         "event loop: ~1.4x the single-row requests/s on a core; see the README)")
     se.add_argument("--redis", metavar="URL", help="Redis for impressions and entity features "
                     "(redis://host:port/db); default: in-process stores")
     se.add_argument("--redis-timeout", type=_checked(float, SECONDS), default=0.05,
@@ -751,7 +757,7 @@ def cmd_eval(args) -> int:
 
 def cmd_serve(args) -> int:
     try:
-        import uvicorn
+        importlib.import_module(args.server)
 
         from fastctr.service.app import Settings, build_app
         from fastctr.service.arms import parse_ab
@@ -778,20 +784,39 @@ def cmd_serve(args) -> int:
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,
                         redis_timeout=args.redis_timeout)
     app = build_app(settings)  # a bad model file is refused before listening
-    options = {"host": args.host, "port": args.port, "access_log": args.access_log}
-    if args.workers == 1:
-        uvicorn.run(app, **options)
-    else:  # each worker builds the app from the environment (uvicorn --factory)
-        del app
-        os.environ.update(settings.to_env())
-        # the workers share their metrics and /stats figures through one fresh directory
-        # (prometheus-client's multiprocess mode; see fastctr.service.telemetry)
-        with tempfile.TemporaryDirectory(prefix="fastctr-serve-") as stats_dir:
+    if args.server == "uvicorn" and args.workers == 1:
+        import uvicorn
+
+        uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log)
+        return EXIT_OK
+    # worker processes build the app from the environment (a factory)
+    del app
+    os.environ.update(settings.to_env())
+    with contextlib.ExitStack() as stack:
+        if args.workers > 1:  # the workers share their metrics and /stats figures through
+            # one fresh directory (prometheus-client's multiprocess mode; see
+            # fastctr.service.telemetry)
+            stats_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="fastctr-serve-"))
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = stats_dir
             os.environ["FASTCTR_SERVE_STATS_DIR"] = json.dumps(stats_dir)
-            uvicorn.run("fastctr.service.app:from_env", factory=True, workers=args.workers,
-                        **options)
+        _run_server(args.server, args.host, args.port, args.workers, args.access_log)
     return EXIT_OK
+
+
+def _run_server(server: str, host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve ``fastctr.service.app:from_env`` with ``workers`` processes until a signal."""
+    factory = "fastctr.service.app:from_env"
+    if server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(factory, factory=True, workers=workers, host=host, port=port,
+                    access_log=access_log)
+        return
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(factory, factory=True, interface=Interfaces.ASGI, address=host, port=port,
+            workers=workers, websockets=False, log_access=access_log).serve()
 
 
 def cmd_bench(args) -> int:

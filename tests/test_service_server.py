@@ -1,5 +1,5 @@
-"""``fastctr serve`` as a user runs it: a real uvicorn process on a free loopback port, a real
-HTTP client (httpx); the process is stopped at the end of each test."""
+"""``fastctr serve`` as a user runs it: a real uvicorn (or granian) process on a free loopback
+port, a real HTTP client (httpx); the process is stopped at the end of each test."""
 import os
 import shutil
 import socket
@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import numpy as np
+import pytest
 from service_models import ROWS, line_of, model_file, positional_of, trained
 
 from fastctr import load
@@ -52,10 +53,11 @@ def serving(model_path, *options):
         process.stdout.close()
 
 
-def test_serve_predicts_and_learns_over_http(tmp_path):
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_serve_predicts_and_learns_over_http(tmp_path, server):
     model = trained()
     path = model_file(tmp_path, model)
-    with serving(path, "--learn") as client:
+    with serving(path, "--learn", "--server", server) as client:
         row = ROWS[420]
         for body in ({"features": row}, {"line": line_of(row)}, positional_of(row)):
             assert client.post("/predict", json=body).json()["ctr_probability"] \
@@ -147,15 +149,35 @@ def test_reload_under_concurrent_traffic_fails_no_request(tmp_path):
         assert answer["ctr_probability"] == want[answer["model_version"]][i]
 
 
-def test_two_workers_serve_the_same_model(tmp_path):
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_two_workers_serve_the_same_model(tmp_path, server):
     model = trained()
-    with serving(model_file(tmp_path, model), "--workers", "2") as client:
+    with serving(model_file(tmp_path, model), "--workers", "2", "--server", server) as client:
         versions = set()
         for row in ROWS[400:420]:
             answer = client.post("/predict", json={"features": row}).json()
             assert answer["ctr_probability"] == model.predict_one(row)
             versions.add(answer["model_version"])
         assert len(versions) == 1
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_a_clean_shutdown_writes_what_was_learned(tmp_path, server):
+    # SIGTERM (what stop() sends): the server's lifespan ends, the last snapshot is written
+    model = trained()
+    path = model_file(tmp_path, model)
+    learned = trained()
+    with serving(path, "--learn", "--snapshot-every", "3600", "--server", server) as client:
+        for i, row in enumerate(ROWS[430:440]):
+            answer = client.post("/predict", json={"features": row}).json()
+            click = i % 3 == 0
+            assert client.post("/feedback", json={"request_id": answer["request_id"],
+                                                  "click": int(click)}).status_code == 200
+            learned.partial_fit([row], [click])
+        served = client.post("/predict", json={"features": ROWS[0]}).json()["ctr_probability"]
+    saved = load(path)
+    assert saved.predict_one(ROWS[0]) == served == learned.predict_one(ROWS[0])
+    assert served != model.predict_one(ROWS[0])
 
 
 def run_cli(*args, env_code: str = "pass") -> subprocess.CompletedProcess:
