@@ -1,4 +1,4 @@
-"""Real processes: a uvicorn server with two workers over a real redis-server, driven by a real
+"""Real processes: a uvicorn (or granian) server with two workers over a real redis-server, driven by a real
 HTTP client on loopback. Each click is learned exactly once whichever worker gets it, both
 workers serve the same snapshot, and Redis killed mid-traffic degrades the service without
 a failed prediction until it comes back."""
@@ -51,7 +51,7 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # uvicorn shuts the workers down cleanly
+            self.process.send_signal(signal.SIGTERM)  # the server shuts the workers down cleanly
             try:
                 self.process.wait(30)
             except subprocess.TimeoutExpired:
@@ -81,10 +81,11 @@ def wait_for(condition, timeout=20.0, what="condition"):
         time.sleep(0.05)
 
 
-def test_two_worker_processes_learn_each_click_once(tmp_path, serve):
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+def test_two_worker_processes_learn_each_click_once(tmp_path, serve, http_server):
     path = model_file(tmp_path)
     reference = ServedModel.load(model_file(tmp_path, name="reference.fctr"), learn=True)
-    server = serve(path, "--snapshot-every", "0.2")
+    server = serve(path, "--snapshot-every", "0.2", "--server", http_server)
     rows, clicks = ROWS[400:520], [int(c) for c in LABELS[400:520]]
     with server.client() as http:
         for i, row in enumerate(rows):
