@@ -1,5 +1,5 @@
-"""Real processes: a uvicorn (or granian) server with two workers over a real redis-server, driven by a real
-HTTP client on loopback. Each click is learned exactly once whichever worker gets it, both
+"""Real processes: a uvicorn (or granian) server with two workers over a real redis-server,
+driven by a real HTTP client on loopback. Each click is learned exactly once whichever worker gets it, both
 workers serve the same snapshot, and Redis killed mid-traffic degrades the service without
 a failed prediction until it comes back."""
 import os
