@@ -28,6 +28,7 @@ import numpy as np
 
 from fastctr._validation import Booleans, Interval, Options, describe, is_valid
 from fastctr._version import __version__
+from fastctr.bench import SERVERS
 from fastctr.exceptions import ModelFileError, ParseError
 from fastctr.io.ahead import read_ahead
 from fastctr.io.csv import header_columns
@@ -47,7 +48,6 @@ log = logging.getLogger("fastctr")
 #: model name on the command line -> estimator class
 MODELS = {"ftrl": FTRLClassifier, "fm": FMClassifier, "ffm": FFMClassifier}
 SYNTHETIC_ROWS = 1_000_000
-SERVERS = ("uvicorn", "granian")  # what fastctr serve --server runs
 AT_LEAST_1 = [Interval(numbers.Integral, 1, None, closed="left")]
 HOLDOUT_FRACTION = [Interval(numbers.Real, 0, 1, closed="neither")]
 SECONDS = [Interval(numbers.Real, 0, None, closed="neither")]
@@ -271,6 +271,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="--serve: share of predictions whose click is sent back (0: none)")
     be.add_argument("--generator", choices=("wrk", "ab"),
                     help="--serve: the load generator (default: wrk if installed, else ab)")
+    be.add_argument("--server", choices=SERVERS, default="uvicorn",
+                    help="--serve: the HTTP server of fastctr serve and the floor (the baseline "
+                         "runs under uvicorn)")
     be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
                     help="make_criteo rows, or the real Criteo sample ($FASTCTR_DATA)")
     be.add_argument("--rows", type=INT["count"], default=SYNTHETIC_ROWS,
@@ -840,7 +843,7 @@ def _bench_serve(args) -> int:
         report = run_serve_bench(args.out, duration=args.duration,
                                  concurrency=tuple(args.concurrency),
                                  feedback_rate=args.feedback_rate, bits=args.bits,
-                                 generator=args.generator)
+                                 generator=args.generator, server=args.server)
     except RuntimeError as e:  # no load generator, or a service that did not start
         raise CLIError(str(e)) from None
     print(report["table"])

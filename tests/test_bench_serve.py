@@ -17,11 +17,12 @@ def bench(*options: str, env=None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900, env=env)
 
 
-@pytest.mark.parametrize("generator", ["wrk", "ab"])  # .ci/run installs both
-def test_bench_serve_measures_both_services(tmp_path, generator):
+@pytest.mark.parametrize("generator, server", [("wrk", "uvicorn"), ("ab", "uvicorn"),
+                                               ("wrk", "granian")])  # .ci/run installs both
+def test_bench_serve_measures_both_services(tmp_path, generator, server):
     out = tmp_path / "out"
-    done = bench("--generator", generator, "--duration", "1", "--concurrency", "2",
-                 "--feedback-rate", "0.05", "--bits", "18", "--out", str(out))
+    done = bench("--generator", generator, "--server", server, "--duration", "1",
+                 "--concurrency", "2", "--feedback-rate", "0.05", "--bits", "18", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "serve-bench.json").read_text())
     assert report["generator"] == generator
@@ -33,6 +34,7 @@ def test_bench_serve_measures_both_services(tmp_path, generator):
         if p["notes"]:  # ab cannot send feedback: said, not measured
             continue
         where = f"{p['service']} {p['traffic']}"
+        assert p["server"] == ("uvicorn" if p["service"] == "baseline" else server), where
         assert p["requests"] > 0 and p["requests_per_s"] > 0, where
         assert p["errors"] == 0, where  # every fed-back id was known to the service
         assert 0 < p["p50_ms"] <= p["p99_ms"], where
@@ -45,7 +47,7 @@ def test_bench_serve_measures_both_services(tmp_path, generator):
         == len(points) // 3
     png = (out / "serve-bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    assert "| fastctr | single | 2 |" in done.stdout
+    assert f"| fastctr | {server} | single | 2 |" in done.stdout
 
 
 def test_without_a_load_generator_nothing_is_measured(tmp_path):

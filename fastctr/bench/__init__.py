@@ -1,3 +1,7 @@
-"""The peer comparison behind ``fastctr bench``: fastctr against Vowpal Wabbit, River,
-scikit-learn and LightGBM on the same rows. An application on top of the library; the core
-never imports it."""
+"""The comparisons behind ``fastctr bench``: fastctr against Vowpal Wabbit, River,
+scikit-learn and LightGBM on the same rows (:mod:`.peers`), and ``fastctr serve`` against a
+hand-written service under load (:mod:`.serve_load`). An application on top of the library;
+the core never imports it."""
+
+#: the HTTP servers ``fastctr serve --server`` runs under (and ``fastctr bench --serve``)
+SERVERS = ("uvicorn", "granian")

@@ -2,8 +2,9 @@
 and the floor of both (a no-op app under the same HTTP server).
 
 ``fastctr bench --serve`` trains both services' models on the same rows, starts each (and
-the floor, :mod:`fastctr.bench.floor_app`) on a free loopback port (one uvicorn process,
-pinned to one CPU when there are two or more) and drives it with the same bounded, closed-
+the floor, :mod:`fastctr.bench.floor_app`) on a free loopback port (one server process,
+pinned to one CPU when there are two or more: fastctr and the floor under ``server``, uvicorn
+or granian; the baseline under uvicorn, as it is written) and drives it with the same bounded, closed-
 loop load from ``wrk`` (a generated Lua script posts the JSON bodies; ``wrk`` is pinned to
 another CPU): single rows at each concurrency, batches of 100 rows, and single rows with
 feedback mixed in (every ``1/feedback_rate``-th prediction's id is sent back as a click, the
@@ -35,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fastctr.bench import SERVERS
+
 log = logging.getLogger(__name__)
 
 TRAIN_ROWS = 20_000  # rows both models learn before serving (same rows, same order)
@@ -42,7 +45,7 @@ REQUEST_ROWS = 2_000  # later rows the requests cycle through
 BATCH = 100  # rows in a batch request
 BATCH_BODIES = 20  # distinct batch bodies
 START_TIMEOUT = 120.0  # seconds for a service to answer /health (a busy machine)
-#: fastctr, the hand-written baseline, and the floor: a no-op app under the same uvicorn
+#: fastctr, the hand-written baseline, and the floor: a no-op app under fastctr's server
 #: (what the HTTP stack alone costs: see fastctr.bench.floor_app)
 SERVICES = ("fastctr", "baseline", "floor")
 
@@ -54,6 +57,7 @@ class Point:
     service: str
     traffic: str  # "single", "single+feedback" or "batch100"
     concurrency: int
+    server: str = "uvicorn"  # the HTTP server the service ran under
     generator: str = ""
     requests: int = 0
     seconds: float = 0.0
@@ -124,28 +128,38 @@ def prepare(workdir: Path, bits: int) -> dict:
             "single": single, "batch100": batches}
 
 
-def service_command(service: str, models: dict, port: int) -> tuple[list[str], dict]:
+def server_of(service: str, server: str) -> str:
+    """The HTTP server ``service`` runs under: the baseline's is uvicorn (as it is written
+    and run by hand); fastctr and the floor run under ``server``."""
+    return "uvicorn" if service == "baseline" else server
+
+
+def service_command(service: str, models: dict, port: int,
+                    server: str = "uvicorn") -> tuple[list[str], dict]:
     """The command line and environment that start ``service`` on ``port``."""
     env = dict(os.environ)
     if service == "fastctr":
         return ([sys.executable, "-m", "fastctr.cli", "serve", models["fastctr"], "--learn",
-                 "--port", str(port)], env)
+                 "--port", str(port), "--server", server], env)
     env["BASELINE_MODEL"] = models["baseline"]
     app = "fastctr.bench.floor_app:app" if service == "floor" \
         else "fastctr.bench.baseline_service:app"
+    if server_of(service, server) == "granian":
+        return ([sys.executable, "-m", "granian", "--interface", "asgi", "--no-ws", "--port",
+                 str(port), "--log-level", "warning", app], env)
     return ([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
              "--log-level", "warning"], env)
 
 
 @contextmanager
-def running(service: str, models: dict, cpus: set[int] | None):
+def running(service: str, models: dict, cpus: set[int] | None, server: str = "uvicorn"):
     """The service listening on a free loopback port until the block ends; yields its URL
     and process id."""
     import urllib.error
     import urllib.request
 
     port = free_port()
-    command, env = service_command(service, models, port)
+    command, env = service_command(service, models, port, server)
     log_file = tempfile.TemporaryFile()
     process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
@@ -311,7 +325,7 @@ def plan(concurrency: list[int], feedback_rate: float) -> list[tuple[str, int]]:
 def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float = 5.0,
                     concurrency: tuple[int, ...] = (1, 10, 100), feedback_rate: float = 0.005,
                     bits: int = 20, services: tuple[str, ...] = SERVICES,
-                    generator: str | None = None) -> dict:
+                    generator: str | None = None, server: str = "uvicorn") -> dict:
     """Measure both services at every point; write JSON, markdown and PNG to ``out``.
 
     Parameters
@@ -323,6 +337,7 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
     bits : hash bits of fastctr's model
     services : which of ``fastctr``, ``baseline`` and ``floor`` to run
     generator : ``wrk`` or ``ab``; None: wrk if installed, else ab
+    server : the HTTP server of fastctr and the floor: ``uvicorn`` or ``granian``
 
     Returns
     -------
@@ -336,6 +351,8 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
     True
     """
     generator = find_generator(generator)
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {SERVERS}; got {server!r}")
     if not 0 <= feedback_rate < 1:
         raise ValueError(f"feedback_rate must be in [0, 1); got {feedback_rate!r}")
     feedback_every = round(1 / feedback_rate) if feedback_rate else 0
@@ -346,11 +363,11 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
         log.info("training both models on %d rows", TRAIN_ROWS)
         models = prepare(workdir, bits)
         for service in services:
-            with running(service, models, server_cpus) as (url, pid):
+            with running(service, models, server_cpus, server) as (url, pid):
                 log.info("%s listening at %s", service, url)
                 warm_up(url, models["single"][0])
                 for traffic, c in plan(list(concurrency), feedback_rate):
-                    point = Point(service, traffic, c)
+                    point = Point(service, traffic, c, server_of(service, server))
                     cpu_before = cpu_seconds(pid)
                     bodies = models["batch100" if traffic == "batch100" else "single"]
                     if generator == "ab" and traffic == "single+feedback":
@@ -376,13 +393,34 @@ def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process ``pid`` so far (all its threads); None without /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()  # after the command name
-    except OSError:
+    """User + system CPU time so far of process ``pid`` and its live descendants (all their
+    threads: granian serves from a worker process); None without /proc."""
+    stats = _proc_stats()
+    if pid not in stats:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    children: dict[int, list[int]] = {}
+    for p, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(p)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats[p][1]
+        todo += children.get(p, [])
+    return total
+
+
+def _proc_stats() -> dict[int, tuple[int, float]]:
+    """{pid: (parent pid, user + system CPU seconds)} of every process /proc shows."""
+    tick, stats = os.sysconf("SC_CLK_TCK"), {}
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()  # after the command name
+            except OSError:  # ended meanwhile
+                continue
+            stats[int(name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return stats
 
 
 def _machine(pinned: bool) -> dict:
@@ -415,13 +453,13 @@ def markdown_table(rows: list[dict]) -> str:
     """One line per point, and fastctr's requests/s over the baseline's at the same point."""
     base = {(r["traffic"], r["concurrency"]): r["requests_per_s"]
             for r in rows if r["service"] == "baseline"}
-    lines = ["| service | traffic | concurrency | requests/s | rows/s | p50 ms | p99 ms | errors "
-             "| generator CPU % | server CPU ms/request | x baseline req/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| service | server | traffic | concurrency | requests/s | rows/s | p50 ms | p99 ms "
+             "| errors | generator CPU % | server CPU ms/request | x baseline req/s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         b = base.get((r["traffic"], r["concurrency"]))
         ratio = f"{r['requests_per_s'] / b:.1f}x" if r["service"] == "fastctr" and b else ""
-        lines.append(f"| {r['service']} | {r['traffic']} | {r['concurrency']} | "
+        lines.append(f"| {r['service']} | {r['server']} | {r['traffic']} | {r['concurrency']} | "
                      f"{r['requests_per_s']:,.0f} | {r['rows_per_s']:,.0f} | {_ms(r['p50_ms'])} | "
                      f"{_ms(r['p99_ms'])} | {r['errors']} | {r['generator_cpu_percent']:.0f} | "
                      f"{_ms(r['server_cpu_ms_per_request'])} | {ratio} |")
