@@ -786,6 +786,7 @@ def cmd_serve(args) -> int:
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,
                         redis_timeout=args.redis_timeout)
+    _check_address(args.host, args.port)
     app = build_app(settings)  # a bad model file is refused before listening
     if args.server == "uvicorn" and args.workers == 1:
         import uvicorn
@@ -804,6 +805,22 @@ def cmd_serve(args) -> int:
             os.environ["FASTCTR_SERVE_STATS_DIR"] = json.dumps(stats_dir)
         _run_server(args.server, args.host, args.port, args.workers, args.access_log)
     return EXIT_OK
+
+
+def _check_address(host: str, port: int) -> None:
+    """A CLIError naming ``host:port`` when it cannot be listened on (in use, not this
+    machine's), said the same way under every server (granian would print a Rust trace)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind
+            probe.bind(address)
+    except OSError as e:
+        raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e} (another process "
+                       "listening there? pick another --port, or --host)") from None
 
 
 def _run_server(server: str, host: str, port: int, workers: int, access_log: bool) -> None:

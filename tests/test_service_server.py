@@ -200,3 +200,12 @@ def test_serve_refuses_what_it_cannot_do(tmp_path):
     assert no_file.returncode == 2 and "none.fctr" in no_file.stderr
     snapshot = run_cli("serve", str(path), "--snapshot-every", "5")
     assert snapshot.returncode == 2 and "--learn" in snapshot.stderr
+    with socket.socket() as taken:  # a port in use: one line under either server
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        for server in ("uvicorn", "granian"):
+            busy = run_cli("serve", str(path), "--port", port, "--server", server)
+            assert busy.returncode == 2, busy.stderr
+            assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+            assert "Traceback" not in busy.stderr
