@@ -365,6 +365,14 @@ def test_entity_features_are_merged_under_the_rows_own(served, model):
     (b'{"rows": [{"features": {}}, {"features": {"zz": 1}}]}', 422, "rows[1].features.zz"),
     (b'{"rows": [{"line": ""}, {"line": "x"}]}', 422, "rows[1].line"),
     (b'{"rows": [{"features": {}}, 3]}', 422, "rows[1]"),
+    # the batch checks over all rows at once still name the row and value at fault
+    (b'{"rows": [{"features": {"C1": "a"}}, {"features": {"C1": true}}]}', 422,
+     "rows[1].features.C1"),
+    (b'{"rows": [{"features": {"C1": "a"}}, {"features": {"C1": {"x": 1}}}]}', 422,
+     "rows[1].features.C1"),
+    (b'{"rows": [{"features": {"C1": "a"}}, {"features": "x"}]}', 422, "rows[1].features"),
+    (b'{"rows": [{"features": {"C1": "a"}}, {"features": {}, "x": 1}]}', 422, "rows[1].x"),
+    (b'{"rows": [{"line": "a"}, {"line": 5}]}', 422, "rows[1].line"),
     (b'{"rows": [], "features": {}}', 422, "features"),
 ])
 def test_bad_predict_requests_are_4xx_naming_the_field(served, body, status, field):

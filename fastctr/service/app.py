@@ -437,7 +437,9 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         check_object(doc, "", frozenset({"rows"}))
         items = _batch(doc, "rows")
         raws, given = parse_batch(items, served, features)
-        ids = [rid or new for rid, new in zip(given, new_ids(len(given)))]
+        ids = new_ids(len(given))
+        if any(given):  # the rows' own ids where they gave one
+            ids = [rid or new for rid, new in zip(given, ids)]
         if arms is not None:
             return _predict_arms(items, raws, ids)
         return _predict_rows(served, ids, None, lambda: raws)
@@ -776,9 +778,10 @@ def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRow
     model = served.model
     try:
         rows = None
-        if all(type(raw) is dict for raw in raws):
+        kinds = set(map(type, raws))
+        if kinds == {dict}:
             rows = model.hasher_.transform(raws)
-        elif all(type(raw) is str for raw in raws):
+        elif kinds == {str}:
             rows = served.hash_lines(raws)
         if rows is None:
             rows = served.hash_each(raws)

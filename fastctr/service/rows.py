@@ -1,14 +1,17 @@
 """Request bodies to raw rows, checked cheaply: the shapes of :mod:`fastctr.service.schemas`,
 with a :class:`~fastctr.service.errors.ClientError` naming the field at fault.
 
-The body is decoded by orjson; a row's values are type-checked by one C-level set operation
-per row (``VALUE_TYPES.issuperset(map(type, values))``), not a Python loop per feature; the
-loop that names the bad value runs only once a row is known to hold one. The hasher checks
+The body is decoded by orjson; a row's values are type-checked by C-level set operations
+(``VALUE_TYPES.issuperset(map(type, values))``; a batch's rows all in one, over chained
+iterators), not a Python loop per feature or per row; the loop that names the bad value runs
+only once a row is known to hold one. The hasher checks
 the rest as it hashes (numeric fields' values, unknown keys under the model's policy).
 """
 from __future__ import annotations
 
 import os
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -107,18 +110,33 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
 def parse_batch(items: list, served, features: FeatureStore) -> tuple[list, list[str | None]]:
     """The rows of a batch as raw rows and their request ids (None: to be generated). A
     batch of ``{"features": {...}}`` rows alone, or of ``{"line": "..."}`` rows alone, is
-    checked with a few C-level calls a row; any other is parsed row by row (naming the row
-    at fault)."""
-    if all(type(r) is dict and len(r) == 1 and "features" in r for r in items):
-        raws = [r["features"] for r in items]
-        if all(type(f) is dict and VALUE_TYPES.issuperset(map(type, f.values())) for f in raws):
+    checked by a few C-level passes over all its rows (no Python code a row); any other is
+    parsed row by row (naming the row at fault)."""
+    form = _single_key(items)
+    if form == "features":
+        raws = list(map(itemgetter("features"), items))
+        if _all_of(raws, dict) and VALUE_TYPES.issuperset(
+                map(type, chain.from_iterable(map(dict.values, raws)))):
             return raws, [None] * len(raws)
-    elif all(type(r) is dict and len(r) == 1 and "line" in r for r in items):
-        raws = [r["line"] for r in items]
-        if all(type(line) is str for line in raws):
+    elif form == "line":
+        raws = list(map(itemgetter("line"), items))
+        if _all_of(raws, str):
             return raws, [None] * len(raws)
     parsed = [parse_row(row, f"rows[{i}]", served, features) for i, row in enumerate(items)]
     return [raw for raw, _ in parsed], [rid for _, rid in parsed]
+
+
+def _all_of(values: list, kind: type) -> bool:
+    """Whether every value is exactly of type ``kind`` (one C-level pass)."""
+    return set(map(type, values)) <= {kind}
+
+
+def _single_key(items: list) -> str | None:
+    """The one key every item has alone (every item a dict of one key, the same one), or None."""
+    if not items or not _all_of(items, dict) or set(map(len, items)) != {1}:
+        return None
+    keys = set(chain.from_iterable(items))
+    return keys.pop() if len(keys) == 1 else None
 
 
 def new_ids(n: int) -> list[str]:
