@@ -32,8 +32,9 @@ def murmur3_32(data, uint32_t seed=0):
     return _murmur3_32(<const uint8_t*>p, n, seed)
 
 
-def hash_dict_rows(list rows, tuple spec, tuple keys):
-    """Hash dict rows into (indptr, indices, values, fields) CSR arrays."""
+def hash_dict_rows(list rows, tuple spec, tuple keys, bint scalars_only=False):
+    """Hash dict rows into (indptr, indices, values, fields) CSR arrays; with
+    ``scalars_only`` a value other than str, int, float or None is a TypeError."""
     # A tuple of the rows: a value's __str__ may empty the caller's list while it is walked
     cdef tuple items = tuple(rows)
     cdef Spec s = make_spec(spec)
@@ -56,9 +57,12 @@ def hash_dict_rows(list rows, tuple spec, tuple keys):
             row = dict(row)
         try:
             k += hash_dict(&s, row, keys, index, &h[0], &v[0], &present[0],
-                           &indices[0] + k, &values[0] + k, &fields[0] + k)
+                           &indices[0] + k, &values[0] + k, &fields[0] + k, NULL, 0,
+                           scalars_only)
         except ValueError as e:
             raise ValueError(f"row {i}: {e}") from None
+        except TypeError as e:
+            raise TypeError(f"row {i}: {e}") from None
         indptr[i + 1] = k
     return indptr_a, indices_a[:k].copy(), values_a[:k].copy(), fields_a[:k].copy()
 

@@ -446,6 +446,14 @@ cdef inline bint _runs_only_c(PyObject* key, PyObject* x) noexcept:
             or x == <PyObject*>None or t == &PyBytes_Type or t == &PyBool_Type)
 
 
+cdef inline bint _json_scalar(PyObject* x) noexcept:
+    """Whether a value is what JSON decodes a scalar to, bar true/false: str, int, float or
+    None (a bool, a list or a dict is not)."""
+    cdef PyTypeObject* t = _type_of(x)
+    return (t == &PyUnicode_Type or t == &PyLong_Type or t == &PyFloat_Type
+            or x == <PyObject*>None)
+
+
 cdef inline bint _same_name(PyObject* key, PyObject* name) noexcept:
     """Whether a row's key is the field name ``name`` (an ASCII str): by identity, or by its
     characters, with no hashing (JSON-decoded rows have fresh keys, never identical)."""
@@ -583,7 +591,7 @@ cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
 cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index, uint32_t* h,
                                  float* v, uint8_t* present, int32_t* idx, float* val,
                                  uint16_t* fld, const char* table=NULL,
-                                 Py_ssize_t stride=0) except -1:
+                                 Py_ssize_t stride=0, bint scalars_only=False) except -1:
     """Hash one dict row {field name: value}; missing keys, None, NaN and '' emit nothing.
 
     The row's items are visited once; a key is matched to its field first against the next
@@ -591,7 +599,9 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
     from JSON: no hashing at all), then through ``index`` (name -> position). Keys that are
     not fields are counted as the walk goes (no second pass): with ``s.strict`` a row with
     any raises ValueError naming them (unknown_keys_message), else they are ignored. (An
-    empty row is legal: every field missing.)
+    empty row is legal: every field missing.) With ``scalars_only`` a value that is not a
+    str, an int, a float or None raises TypeError (a JSON row's list, object or boolean),
+    where it would be hashed as its text otherwise.
     Categorical values: str as UTF-8, bytes as is, anything else as str(value) (an int
     hashes as its decimal text, as it reads from a log file). Numeric values: float(value).
 
@@ -622,6 +632,9 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
             if more:
                 prefetch(next_x)
                 prefetch(<const char*>next_x + sizeof(PyASCIIObject))
+            if scalars_only and not _json_scalar(x):
+                # (names no borrowed object: formatting one could run Python code)
+                raise TypeError("a value is not a string, a number or null")
             plain = _runs_only_c(key, x)
             if not plain:
                 break

@@ -196,3 +196,34 @@ def test_nan_text_is_missing_and_infinities_are_their_own_bins():
     assert hasher.transform([{"I1": "nan", "I2": np.nan}]).nnz == 1  # the bias only
     rows = hasher.transform([{"I1": float("inf")}, {"I1": float("-inf")}, {"I1": 1e300}])
     assert len({int(i) for i in rows.indices[1::2]}) == 3
+
+
+JSON_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                        st.floats(-1e6, 1e6), st.text(max_size=6),
+                        st.lists(st.integers(), max_size=2),
+                        st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["a", "b", "n"]), JSON_VALUES, max_size=3),
+                max_size=5))
+def test_scalars_only_refuses_exactly_what_json_scalars_are_not(rows):
+    # the service's batch check: a str, an int, a float or None passes (hashed as without
+    # the flag); a bool, a list or an object is a TypeError naming the row
+    hasher = FeatureHasher(["a", "b", "n"], numeric=["n"], bits=18, unknown="ignore")
+    scalar = {str, int, float, type(None)}
+    bad = [i for i, row in enumerate(rows) if any(type(v) not in scalar for v in row.values())]
+    try:
+        want = hasher.transform(rows)
+    except ValueError:  # a numeric field's list or object: refused either way
+        want = None
+    if bad and want is not None:
+        with pytest.raises(TypeError, match=rf"^row {bad[0]}: a value is not a string"):
+            hasher.transform(rows, scalars_only=True)
+    elif bad:
+        with pytest.raises((TypeError, ValueError)):
+            hasher.transform(rows, scalars_only=True)
+    elif want is not None:
+        got = hasher.transform(rows, scalars_only=True)
+        for name in ("indptr", "indices", "values", "fields"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name))

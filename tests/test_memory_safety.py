@@ -100,6 +100,30 @@ print("ok")
 ''')
 
 
+def test_scalars_only_refuses_evil_values_without_running_them():
+    # the service's batch check (transform(..., scalars_only=True)) raises on a value that
+    # is not a JSON scalar before any of its Python code runs: the rows stay whole, and a
+    # key with its own __eq__ (not a str) is checked through owned references
+    assert_child_ok(PRELUDE + '''
+hasher = FeatureHasher(bits=18)
+for _ in range(20):
+    pairs = evil_rows()
+    rows = [r for r, _ in pairs]
+    sizes = [len(r) for r in rows]
+    for i, row in enumerate(rows):
+        str_keys = all(type(k) is str for k in row)
+        try:
+            hasher.transform([{"C1": fresh("ok")}, row], scalars_only=True)
+        except TypeError as e:
+            assert str(e).startswith("row 1: a value is not"), e
+        else:  # only the row whose evil part is its key has scalar values
+            assert not str_keys, row
+    for i in range(len(rows) - 1):  # (the key's own __eq__ may run: that row is copied)
+        assert len(rows[i]) == sizes[i], (i, rows[i])
+print("ok")
+''')
+
+
 def test_transform_survives_a_value_that_empties_the_list_of_rows():
     # The batch hasher walks the list of rows: a value's str() that empties the list must
     # not make it read past the list's end.

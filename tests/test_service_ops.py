@@ -303,6 +303,11 @@ def test_ab_without_user_routes_by_request_id_and_no_test_is_404(model_path, tmp
     models = {"control": load(model_path), "other": load(other)}
     assert answer["predictions"] == [models[arm].predict_one(line)
                                      for arm, line in zip(answer["arms"], lines)]
+    for bad in range(5, 40, 7):  # a bad value is named by its place in the request, not in
+        rows = [{"features": row} for row in ROWS[:40]]  # its arm's part of the batch
+        rows[bad] = {"features": {**ROWS[0], "C1": [1]}}
+        refused = client.post("/predict", json={"rows": rows})
+        assert refused.status_code == 422 and refused.json()["field"] == f"rows[{bad}].features.C1"
     plain = TestClient(create_app(model_path, reload_poll=0))
     assert plain.get("/ab").status_code == 404
     assert "arm" not in plain.post("/predict", json={"features": ROWS[0]}).json()

@@ -6,11 +6,12 @@ def murmur3_32(data: str | bytes, seed: int = 0) -> int:
     """MurmurHash3 x86_32 of ``data`` (str as UTF-8, or bytes) as an unsigned int."""
 
 def hash_dict_rows(
-    rows: list[dict[str, object]], spec: tuple, keys: tuple[str, ...]
+    rows: list[dict[str, object]], spec: tuple, keys: tuple[str, ...], scalars_only: bool = False
 ) -> tuple[
     npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.uint16]
 ]:
-    """Hash dict rows into (indptr, indices, values, fields) CSR arrays."""
+    """Hash dict rows into (indptr, indices, values, fields) CSR arrays; with
+    ``scalars_only`` a value other than str, int, float or None is a TypeError."""
 
 def check_keys(keys: object, fields: tuple[str, ...]) -> None:
     """Raise the ValueError of unknown="strict" when a key of ``keys`` (a DataFrame's

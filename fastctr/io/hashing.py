@@ -234,15 +234,29 @@ class FeatureHasher:
     def __reduce__(self):
         return (_hasher_from_params, (self.get_params(),))
 
-    def transform(self, rows: Iterable[dict] | Any) -> HashedRows:
+    def transform(self, rows: Iterable[dict] | Any, *, scalars_only: bool = False) -> HashedRows:
         """Hash dict rows (or a pandas DataFrame) into HashedRows; labels are not set.
 
         Under ``unknown="strict"`` a key that is not a field raises ValueError (a
-        DataFrame's columns are checked once, before any row)."""
+        DataFrame's columns are checked once, before any row). A categorical value that is
+        not a str is hashed as its text (an int as its digits); with ``scalars_only`` a value
+        other than a str, an int, a float or None (a JSON row's list, object or boolean)
+        raises TypeError naming the row instead.
+
+        Examples
+        --------
+        >>> hasher = FeatureHasher(["a"], bits=18)
+        >>> hasher.transform([{"a": "x"}, {"a": [1, 2]}]).n_rows
+        2
+        >>> hasher.transform([{"a": "x"}, {"a": [1, 2]}], scalars_only=True)
+        Traceback (most recent call last):
+        TypeError: row 1: a value is not a string, a number or null
+        """
         if self.unknown == "strict" and _is_frame(rows):
             check_keys(list(rows.columns), self.fields)
         records = _records(rows)
-        indptr, indices, values, fields = hash_dict_rows(records, self._spec, self.fields)
+        indptr, indices, values, fields = hash_dict_rows(records, self._spec, self.fields,
+                                                         scalars_only)
         return HashedRows(indptr, indices, values, fields)
 
 

@@ -491,7 +491,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             if not picked:
                 continue
             served = versions[arm] = holder_.current
-            p[picked], rows = _score_batch(served, [raws[i] for i in picked])
+            p[picked], rows = _score_batch(served, [raws[i] for i in picked], picked)
             telemetry.scored(len(picked), arm)
             if impressions is not None:
                 _put_many([ids[i] for i in picked], served.encoded_impressions(rows, p[picked], arm),
@@ -770,17 +770,19 @@ def _row_refusal(served: ServedModel, raw, where: str, error: Exception) -> Clie
     return ClientError(422, field, str(error))
 
 
-def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRows]:
+def _score_batch(served: ServedModel, raws: list,
+                 positions: list[int] | None = None) -> tuple[np.ndarray, HashedRows]:
     """Click probabilities of a batch and its hashed rows: hashed in one compiled call (dict
-    rows, or lines through the compiled reader) and scored in another; a batch of both forms
-    (or of lines the reader cannot take) is hashed row by row, each row in one compiled
-    call."""
+    rows, their values checked as they are hashed, or lines through the compiled reader)
+    and scored in another; a batch of both forms (or of lines the reader cannot take) is
+    hashed row by row, each row in one compiled call. A refused row is named by its place in
+    the request (``positions``: those of ``raws``, when a part of it)."""
     model = served.model
     try:
         rows = None
         kinds = set(map(type, raws))
         if kinds == {dict}:
-            rows = model.hasher_.transform(raws)
+            rows = model.hasher_.transform(raws, scalars_only=True)
         elif kinds == {str}:
             rows = served.hash_lines(raws)
         if rows is None:
@@ -788,7 +790,10 @@ def _score_batch(served: ServedModel, raws: list) -> tuple[np.ndarray, HashedRow
         return np.ascontiguousarray(model.predict_proba(rows)[:, 1]), rows
     except (TypeError, ValueError):
         for i, raw in enumerate(raws):  # name the row at fault
-            _score_one(served, raw, f"rows[{i}]")
+            where = f"rows[{positions[i] if positions else i}]"
+            if type(raw) is dict:
+                check_features(raw, field_path(where, "features"))
+            _score_one(served, raw, where)
         raise
 
 

@@ -1,10 +1,10 @@
 """Request bodies to raw rows, checked cheaply: the shapes of :mod:`fastctr.service.schemas`,
 with a :class:`~fastctr.service.errors.ClientError` naming the field at fault.
 
-The body is decoded by orjson; a row's values are type-checked by C-level set operations
-(``VALUE_TYPES.issuperset(map(type, values))``; a batch's rows all in one, over chained
-iterators), not a Python loop per feature or per row; the loop that names the bad value runs
-only once a row is known to hold one. The hasher checks
+The body is decoded by orjson; a row's values are type-checked by a C-level set operation
+(``VALUE_TYPES.issuperset(map(type, values))``), a batch's by the compiled hasher as it
+hashes them (``transform(..., scalars_only=True)``), not a Python loop per feature or per
+row; the loop that names the bad value runs only once a row is known to hold one. The hasher checks
 the rest as it hashes (numeric fields' values, unknown keys under the model's policy).
 """
 from __future__ import annotations
@@ -110,13 +110,13 @@ def parse_row(doc: Any, where: str, served, features: FeatureStore) -> tuple[dic
 def parse_batch(items: list, served, features: FeatureStore) -> tuple[list, list[str | None]]:
     """The rows of a batch as raw rows and their request ids (None: to be generated). A
     batch of ``{"features": {...}}`` rows alone, or of ``{"line": "..."}`` rows alone, is
-    checked by a few C-level passes over all its rows (no Python code a row); any other is
-    parsed row by row (naming the row at fault)."""
+    checked by a few C-level passes over all its rows (no Python code a row; the features'
+    values are checked as they are hashed); any other is parsed row by row (naming the row
+    at fault)."""
     form = _single_key(items)
     if form == "features":
         raws = list(map(itemgetter("features"), items))
-        if _all_of(raws, dict) and VALUE_TYPES.issuperset(
-                map(type, chain.from_iterable(map(dict.values, raws)))):
+        if _all_of(raws, dict):
             return raws, [None] * len(raws)
     elif form == "line":
         raws = list(map(itemgetter("line"), items))
