@@ -296,7 +296,8 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=INT["count"], default=1, help="worker processes")
     se.add_argument("--server", choices=SERVERS, default="uvicorn",
                     help="the HTTP server: uvicorn, or granian (HTTP handled in Rust off the "
-                         "event loop: ~1.4x the single-row requests/s on a core; see the README)")
+                         "event loop: more requests/s and a shorter tail under many "
+                         "connections, slower under a few; see the README)")
     se.add_argument("--redis", metavar="URL", help="Redis for impressions and entity features "
                     "(redis://host:port/db); default: in-process stores")
     se.add_argument("--redis-timeout", type=_checked(float, SECONDS), default=0.05,

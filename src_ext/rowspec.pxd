@@ -555,7 +555,8 @@ cdef inline str unknown_keys_message(list row_keys, tuple fields, dict index, st
             "unknown='ignore' to skip them")
 
 
-cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
+cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index,
+                            bint scalars_only=False):
     """A row with an item whose hashing can run Python code (see _runs_only_c), as a new row
     that no other code can reach, of field names and built-in values.
 
@@ -564,11 +565,16 @@ cdef inline dict _plain_row(const Spec* s, dict row, tuple keys, dict index):
     its str) while holding those references. hash_dict's walk over the new row runs no
     Python code: a value's Python code can neither free what is being read nor let another
     thread's predict_one on the same buffers interleave with this row's writes. The result
-    is the row as it was when the call began.
+    is the row as it was when the call began. With ``scalars_only`` a value that is not a
+    JSON scalar (see _json_scalar) is a TypeError before anything is converted.
     """
     cdef list items = PyDict_Items(row)
     cdef dict plain = {}
     cdef Py_ssize_t known = 0
+    if scalars_only:  # (the copy owns the values: looking at their types runs no code)
+        for item in items:
+            if not _json_scalar(<PyObject*>(<tuple>item)[1]):
+                raise TypeError("a value is not a string, a number or null")
     if s.strict:  # keys first: a row that is an error converts no value
         for item in items:
             known += PyDict_GetItem(index, (<tuple>item)[0]) != NULL
@@ -647,4 +653,4 @@ cdef inline Py_ssize_t hash_dict(const Spec* s, dict row, tuple keys, dict index
                 # the slow path: owned references to the keys before any Python code runs
                 raise ValueError(unknown_keys_message(PyDict_Keys(row), keys, index, "key"))
             return emit_row(s, h, v, present, idx, val, fld)
-        row = _plain_row(s, row, keys, index)
+        row = _plain_row(s, row, keys, index, scalars_only)

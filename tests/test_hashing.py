@@ -227,3 +227,12 @@ def test_scalars_only_refuses_exactly_what_json_scalars_are_not(rows):
         got = hasher.transform(rows, scalars_only=True)
         for name in ("indptr", "indices", "values", "fields"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+
+
+def test_scalars_only_checks_every_value_of_a_row_with_a_key_that_is_not_a_str():
+    # such a row is copied before it is hashed (its key's __eq__ may run): the copy's
+    # values are checked too, not converted to their text
+    hasher = FeatureHasher(["a", "C1"], bits=18, unknown="ignore")
+    with pytest.raises(TypeError, match=r"^row 0: a value is not a string"):
+        hasher.transform([{5: "x", "C1": [1]}], scalars_only=True)
+    assert hasher.transform([{5: "x", "C1": [1]}]).n_rows == 1

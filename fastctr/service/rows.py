@@ -4,8 +4,8 @@ with a :class:`~fastctr.service.errors.ClientError` naming the field at fault.
 The body is decoded by orjson; a row's values are type-checked by a C-level set operation
 (``VALUE_TYPES.issuperset(map(type, values))``), a batch's by the compiled hasher as it
 hashes them (``transform(..., scalars_only=True)``), not a Python loop per feature or per
-row; the loop that names the bad value runs only once a row is known to hold one. The hasher checks
-the rest as it hashes (numeric fields' values, unknown keys under the model's policy).
+row; the loop that names the bad value runs only once a row is known to hold one. The
+hasher checks the rest as it hashes (numeric fields' values, unknown keys under the model's policy).
 """
 from __future__ import annotations
 
