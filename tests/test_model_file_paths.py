@@ -57,6 +57,13 @@ def test_save_through_a_dangling_symlink_creates_its_target(tmp_path, model):
     assert link.is_symlink() and _same(load(tmp_path / "models" / "v2.fctr"), model)
 
 
+def test_saving_into_a_missing_directory_names_it(tmp_path, saveable):
+    target = tmp_path / "no-such-dir" / "m.fctr"
+    with pytest.raises(FileNotFoundError, match="no-such-dir"):
+        saveable.save(target)
+    assert not (tmp_path / "no-such-dir").exists()
+
+
 def test_a_fifo_or_a_directory_is_refused_and_kept(tmp_path, saveable):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

@@ -215,6 +215,7 @@ def _remove_stale_temporaries(target: Path) -> None:
     creating the file and locking it; a reused pid only keeps a stale file until the next
     save."""
     prefix = f".{target.name}{_TEMPORARY}"
+    stale = []  # (a directory that cannot be listed: the save itself says why)
     with contextlib.suppress(OSError), os.scandir(target.parent) as entries:
         stale = [e.path for e in entries if e.name.startswith(prefix)
                  and not _alive(e.name[len(prefix):].partition("-")[0])]
