@@ -836,7 +836,8 @@ def _run_server(server: str, host: str, port: int, workers: int, access_log: boo
     from granian import Granian
     from granian.constants import Interfaces
 
-    Granian(factory, factory=True, interface=Interfaces.ASGI, address=host, port=port,
+    # RSGI, granian's own interface: the hot routes skip ASGI's messages (see service.gateway)
+    Granian(factory, factory=True, interface=Interfaces.RSGI, address=host, port=port,
             workers=workers, websockets=False, log_access=access_log).serve()
 
 

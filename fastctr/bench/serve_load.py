@@ -7,8 +7,8 @@ pinned to one CPU when there are two or more: fastctr and the floor under ``serv
 or granian; the baseline under uvicorn, as it is written) and drives it with the same
 bounded, closed-loop load from ``wrk`` (a generated Lua script posts the JSON bodies; ``wrk``
 is pinned to another CPU): single rows at each concurrency, batches of 100 rows, and single
-rows with feedback mixed in (every ``1/feedback_rate``-th prediction's id is sent back as a click, the
-CTR of the traffic). Each point reports requests/s, rows/s, p50 and p99 latency, errors
+rows with feedback mixed in (every ``1/feedback_rate``-th prediction's id is sent back as a
+click, the CTR of the traffic). Each point reports requests/s, rows/s, p50 and p99 latency, errors
 (connection errors, timeouts, non-2xx), the CPU the load generator itself used (``wait4``'s
 rusage over the wall time) and the server's CPU time per request (``/proc``: on a shared
 machine latency also counts the time spent waiting for a core, CPU time does not). Without
@@ -145,7 +145,7 @@ def service_command(service: str, models: dict, port: int,
     app = "fastctr.bench.floor_app:app" if service == "floor" \
         else "fastctr.bench.baseline_service:app"
     if server_of(service, server) == "granian":
-        return ([sys.executable, "-m", "granian", "--interface", "asgi", "--no-ws", "--port",
+        return ([sys.executable, "-m", "granian", "--interface", "rsgi", "--no-ws", "--port",
                  str(port), "--log-level", "warning", app], env)
     return ([sys.executable, "-m", "uvicorn", app, "--port", str(port), "--no-access-log",
              "--log-level", "warning"], env)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -42,6 +41,7 @@ from fastctr.service.errors import (
     UnknownImpression,
 )
 from fastctr.service.fallback import fallback_model
+from fastctr.service.gateway import ServiceApp, json_answer, read_body
 from fastctr.service.rows import (
     check_features,
     check_object,
@@ -63,7 +63,7 @@ from fastctr.service.stores import (
     fallback_marker,
     refused,
 )
-from fastctr.service.telemetry import TICK, Telemetry, endpoint_of, state_of
+from fastctr.service.telemetry import TICK, Telemetry, state_of
 
 log = logging.getLogger("fastctr.service")
 
@@ -242,9 +242,10 @@ def build_app(settings: Settings) -> FastAPI:
         holder.problems["reload"] = (f"the model {settings.model_path} failed to load ({e}); "
                                      f"serving the fallback {fallback.version} until it loads")
         log.error("%s", holder.problems["reload"])
-    app = ServiceApp(title="fastctr", version=holder.current.version, lifespan=_lifespan,
-                  description="Click-through-rate predictions, click feedback and entity "
-                              "features (fastctr serve).")
+    app = ServiceApp(max_body=settings.max_body, title="fastctr",
+                     version=holder.current.version, lifespan=_lifespan,
+                     description="Click-through-rate predictions, click feedback and entity "
+                                 "features (fastctr serve).")
     app.state.settings, app.state.holder, app.state.stores = settings, holder, stores
     app.state.fallback, app.state.fell_back = fallback, None  # (when, why) it last served
     # seconds the learning kernels took to warm up (None: not yet; /health is not ready)
@@ -266,70 +267,6 @@ def _telemetry(settings: Settings, stores: Stores, arms: Arms | None) -> Telemet
         learner.on_learn = lambda taken, clicks: telemetry.learned(
             [imp.p for imp in taken], clicks, [imp.arm for imp in taken])
     return telemetry
-
-
-class ServiceApp(FastAPI):
-    """FastAPI, with the hot routes (``/predict``, ``/feedback``) called straight from
-    ``__call__``: their endpoint gets a plain Request and its errors go to the app's
-    exception handlers, while FastAPI's routing, dependency solving and middleware stack
-    (most of a request's cost: ~100 us a call against ~20 us for the endpoint itself, see
-    benches/bench_service.py) are skipped. The routes stay declared, for /docs and for an
-    app mounted under another one (a path of its own), which takes FastAPI's way. Middleware
-    added with ``add_middleware`` does not see the hot routes."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._fast: dict[tuple[str, str], Any] = {}
-        self.telemetry: Telemetry | None = None  # counts every HTTP request when set
-
-    def fast(self, endpoint):
-        """Decorator (under the route's own): answer this route on the fast way."""
-        route = self.router.routes[-1]  # the route FastAPI's decorator just added
-        for method in route.methods:
-            self._fast[(method, route.path)] = endpoint
-        return endpoint
-
-    async def __call__(self, scope, receive, send) -> None:
-        endpoint = self._fast.get((scope.get("method"), scope.get("path"))) \
-            if scope["type"] == "http" and not scope.get("root_path") else None
-        if endpoint is None:
-            await self._slow(scope, receive, send)
-            return
-        start, status = time.perf_counter(), 500
-        scope["app"] = self
-        request = Request(scope, receive)
-        try:
-            try:
-                response = await endpoint(request)
-            except Exception as e:
-                handler = next((self.exception_handlers[t] for t in type(e).__mro__
-                                if t in self.exception_handlers and t is not Exception), None)
-                if handler is None:
-                    raise
-                response = await handler(request, e)
-            status = response.status_code
-            await response(scope, receive, send)
-        finally:  # the request counted and timed (its path is the endpoint's)
-            if self.telemetry is not None:
-                self.telemetry.observe(scope["path"], status, time.perf_counter() - start)
-
-    async def _slow(self, scope, receive, send) -> None:
-        """FastAPI's way, the request counted and timed (its status read from what is sent)."""
-        telemetry = self.telemetry
-        if telemetry is None or scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
-        start, status = time.perf_counter(), [500]
-
-        async def sent(message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
-
-        try:
-            await super().__call__(scope, receive, sent)
-        finally:
-            telemetry.observe(endpoint_of(scope["path"]), status[0], time.perf_counter() - start)
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -355,62 +292,21 @@ def _answers(ok: type, *more: type) -> dict:
             422: {**err, "description": "a field is malformed (named in 'field')"}}
 
 
-class JSONBytes(Response):
-    """A JSON answer already encoded, with its two headers built directly (a Response's
-    own header building costs more than scoring the row)."""
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, status_code: int = 200) -> None:
-        self.status_code, self.body, self.background = status_code, body, None
-        self.raw_headers = [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]
-
-
-def _json(obj: Any, status: int = 200) -> Response:
-    return JSONBytes(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status)
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) beyond ``limit`` bytes before it is all read (read
-    from the ASGI messages themselves: starlette's stream costs more than a small body)."""
-    for name, value in request.scope["headers"]:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > limit:
-                raise ClientError(413, "", f"the body is {int(value)} bytes; at most {limit} "
-                                           "are read (split the batch)")
-            break
-    chunks, size = [], 0
-    while True:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientError(400, "", "the client went away before the body's end")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ClientError(413, "", f"the body is over {limit} bytes; split the batch")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Stores) -> None:
     max_body, max_batch = settings.max_body, settings.max_batch
     features, impressions = stores.features, stores.impressions
     queue = stores.shared.queue if stores.shared is not None else None
     telemetry, arms, fallback = app.telemetry, app.state.arms, app.state.fallback
 
-    @app.fast  # (outermost: FastAPI's decorator has added the route)
-    @app.post("/predict", openapi_extra=_body(
+    @app.hot("/predict", openapi_extra=_body(
         schemas.Row, schemas.BatchRequest,
         text="a batch as raw lines, one row a line, its fields tab-separated in the model's "
              "order (a Criteo test-set line), blank lines skipped: the fastest batch form"),
               responses=_answers(schemas.Prediction, schemas.BatchPrediction),
               summary="Click probability of one row or a batch")
-    async def predict(request: Request) -> Response:
-        body = await _read(request, max_body)
+    def predict(body: bytes, content_type: bytes) -> Response:
         served = holder.current  # this request's model to the end, whatever reloads
-        if _header(request.scope, b"content-type").startswith(TSV):
+        if content_type.startswith(TSV):
             return _predict_text(body, served)
         doc = decode(body)
         if type(doc) is dict and "rows" in doc:
@@ -429,9 +325,10 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         if impressions is not None:
             _keep(served, raw, p, rid, arm)
         if arms is not None:
-            return _json({"ctr_probability": p, "request_id": rid,
-                          "model_version": served.version, "arm": arm})
-        return _json({"ctr_probability": p, "request_id": rid, "model_version": served.version})
+            return json_answer({"ctr_probability": p, "request_id": rid,
+                                "model_version": served.version, "arm": arm})
+        return json_answer({"ctr_probability": p, "request_id": rid,
+                            "model_version": served.version})
 
     def _predict_batch(doc: dict, served: ServedModel) -> Response:
         check_object(doc, "", frozenset({"rows"}))
@@ -479,7 +376,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             kept = [fallback_marker(served.version).to_bytes()] * len(ids) \
                 if served is fallback else served.encoded_impressions(rows, p)
             _put_many(ids, kept)
-        return _json({"predictions": p, "request_ids": ids, "model_version": served.version})
+        return json_answer({"predictions": p, "request_ids": ids,
+                            "model_version": served.version})
 
     def _predict_arms(items: list, raws: list, ids: list[str]) -> Response:
         """A batch of an A/B test: each row scored by its unit's arm (positional rows are
@@ -496,9 +394,9 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             if impressions is not None:
                 _put_many([ids[i] for i in picked], served.encoded_impressions(rows, p[picked], arm),
                           picked)
-        return _json({"predictions": p, "request_ids": ids, "arms": names,
-                      "model_version": arms.holders["control"].current.version,
-                      "model_versions": {a: s.version for a, s in versions.items()}})
+        return json_answer({"predictions": p, "request_ids": ids, "arms": names,
+                            "model_version": arms.holders["control"].current.version,
+                            "model_versions": {a: s.version for a, s in versions.items()}})
 
     def _fall_back(error: Exception, served: ServedModel, score) -> tuple[Any, ServedModel]:
         """(the fallback's score, the fallback) for a model that raised; a client's mistake,
@@ -540,16 +438,15 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
             raise ClientError(409, f"rows[{rows[i] if rows else i}].request_id",
                               Conflict.of(ids[i]).args[0])
 
-    @app.fast
-    @app.post("/feedback", openapi_extra=_body(schemas.Feedback, schemas.FeedbackBatch),
+    @app.hot("/feedback", openapi_extra=_body(schemas.Feedback, schemas.FeedbackBatch),
               responses={**_answers(schemas.FeedbackAnswer),
                          403: {"model": schemas.Error, "description": "the service does not learn"},
                          404: {"model": schemas.Error, "description": "unknown or expired id"},
                          409: {"model": schemas.Error, "description": "labelled already, or "
                                                                      "scored by the fallback"}},
               summary="Learn the click (1) or no click (0) of a predicted row")
-    async def feedback(request: Request) -> Response:
-        doc = decode(await _read(request, max_body))
+    def feedback(body: bytes, content_type: bytes) -> Response:
+        doc = decode(body)
         if impressions is None:
             raise ClientError(403, "", "this service does not learn: start it with --learn "
                                        "(learn=True) to send feedback")
@@ -574,15 +471,15 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                 clicks.append(click)
                 results.append({"request_id": rid, "status": 200, "detail": None})
             _learn(served, taken, clicks)
-            return _json({"learned": len(taken), "model_version": served.version,
-                          "results": results})
+            return json_answer({"learned": len(taken), "model_version": served.version,
+                                "results": results})
         rid, click = _label(doc, "")
         if queue is not None:
             outcome = queue.label([rid], [click])[0]
             if isinstance(outcome, Exception):
                 raise _refusal(outcome, "request_id") from None
             telemetry.received_labels(1)
-            return _json({"learned": 1, "model_version": served.version, "results": None})
+            return json_answer({"learned": 1, "model_version": served.version, "results": None})
         try:
             impression = impressions.take(rid)
         except UnknownImpression as e:
@@ -593,7 +490,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         if refusal is not None:
             raise ClientError(409, "request_id", refusal.args[0])
         _learn(served, [impression], [click])
-        return _json({"learned": 1, "model_version": served.version, "results": None})
+        return json_answer({"learned": 1, "model_version": served.version, "results": None})
 
     def _queue(items: list[tuple[str, int]], served: ServedModel) -> Response:
         """Feedback with Redis: each click queued for the learner, atomically taken."""
@@ -603,7 +500,8 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
                    for (rid, _), o in zip(items, outcomes)]
         queued = sum(r["status"] == 200 for r in results)
         telemetry.received_labels(queued)
-        return _json({"learned": queued, "model_version": served.version, "results": results})
+        return json_answer({"learned": queued, "model_version": served.version,
+                            "results": results})
 
     def _refusal(error: Exception, field: str) -> ClientError:
         status = 404 if isinstance(error, UnknownImpression) else 409 \
@@ -647,7 +545,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     @app.get("/model", responses={200: {"model": schemas.ModelInfo}},
              summary="The served model: class, parameters, version, checksum, rows learned")
     async def model_info() -> Response:
-        return _json(holder.current.describe())
+        return json_answer(holder.current.describe())
 
     @app.post("/model/reload", responses={200: {"model": schemas.ModelInfo},
                                           409: {"model": schemas.Error}},
@@ -658,18 +556,18 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         except (OSError, ValueError) as e:
             raise ClientError(409, "", f"{e}; still serving version "
                                        f"{holder.current.version}") from None
-        return _json(served.describe())
+        return json_answer(served.describe())
 
     @app.get("/health", responses={200: {"model": schemas.Health}},
              summary="live / ready / degraded, with the reasons")
     async def health() -> Response:
         reasons, shared_info = _reasons(app)
         warm_up_s = app.state.warm_up_s
-        return _json({"status": "degraded" if reasons else "ok", "live": True,
-                      "ready": warm_up_s is not None, "warm_up_s": warm_up_s, "reasons": reasons,
-                      "model_version": holder.current.version,
-                      "impressions": None if impressions is None or stores.shared else len(impressions),
-                      "features": features.stats(), **shared_info})
+        kept = None if impressions is None or stores.shared else len(impressions)
+        return json_answer({"status": "degraded" if reasons else "ok", "live": True,
+                            "ready": warm_up_s is not None, "warm_up_s": warm_up_s,
+                            "reasons": reasons, "model_version": holder.current.version,
+                            "impressions": kept, "features": features.stats(), **shared_info})
 
     @app.get("/metrics", include_in_schema=True,
              summary="Prometheus metrics (text format), every worker's together")
@@ -683,19 +581,19 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
     async def ab() -> Response:
         if arms is None:
             raise ClientError(404, "", "no A/B test: start the service with --ab MODEL:SHARE")
-        return _json(await asyncio.to_thread(arms.report))
+        return json_answer(await asyncio.to_thread(arms.report))
 
     @app.get("/stats", summary="Traffic, latency, errors, CPU, feature-cache hits and the live "
                                "model quality (and A/B report), as JSON (fields in the README)")
     async def stats() -> Response:
-        return _json(await asyncio.to_thread(telemetry.stats, _state(app)))
+        return json_answer(await asyncio.to_thread(telemetry.stats, _state(app)))
 
     @app.put("/features/{entity}/{key}", openapi_extra=_body(schemas.EntityFeatures),
              responses={200: {"model": schemas.EntityFeatures}, 422: {"model": schemas.Error}},
              summary="Store an entity's features (merged into rows naming it in 'entities')")
     async def put_features(entity: str, key: str, request: Request) -> Response:
-        doc = check_object(decode(await _read(request, max_body)), "",
-                           frozenset({"features", "ttl"}))
+        body = await read_body(request.scope, request.receive, max_body)
+        doc = check_object(decode(body), "", frozenset({"features", "ttl"}))
         values = check_features(doc.get("features"), "features")
         ttl = doc.get("ttl")
         if ttl is not None and (type(ttl) not in (int, float) or not ttl > 0):
@@ -706,7 +604,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         except (TypeError, ValueError) as e:
             raise _row_refusal(served, values, "", e) from None
         features.put(entity, key, values, ttl)
-        return _json({"features": values, "ttl": ttl})
+        return json_answer({"features": values, "ttl": ttl})
 
     @app.get("/features/{entity}/{key}", responses={200: {"model": schemas.EntityFeatures},
                                                     404: {"model": schemas.Error}},
@@ -715,7 +613,7 @@ def _routes(app: FastAPI, settings: Settings, holder: ModelHolder, stores: Store
         values = features.get(entity, key)
         if values is None:
             raise ClientError(404, "", f"no features stored for {entity} {key!r} (or expired)")
-        return _json({"features": values, "ttl": None})
+        return json_answer({"features": values, "ttl": None})
 
 
 def _reasons(app: FastAPI) -> tuple[list[str], dict]:
@@ -807,27 +705,19 @@ def _lines(body: bytes) -> list[str]:
     return [line for line in (part.removesuffix("\r") for part in text.split("\n")) if line]
 
 
-def _header(scope: dict, name: bytes) -> bytes:
-    """A request header's value (lower case), or b"" when absent."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.lower()
-    return b""
-
-
 # -- errors, docs and background tasks ---------------------------------------------------------
 
 def _install_errors(app: FastAPI) -> None:
     async def client_error(request: Request, e: ClientError) -> Response:
-        return _json({"detail": str(e), "field": e.field}, e.status)
+        return json_answer({"detail": str(e), "field": e.field}, e.status)
 
     async def validation_error(request: Request, e: RequestValidationError) -> Response:
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(part) for part in first.get("loc", ()))
-        return _json({"detail": f"{field}: {first.get('msg')}", "field": field}, 422)
+        return json_answer({"detail": f"{field}: {first.get('msg')}", "field": field}, 422)
 
     async def unavailable(request: Request, e: Unavailable) -> Response:
-        return _json({"detail": f"{e}; retry later", "field": ""}, 503)
+        return json_answer({"detail": f"{e}; retry later", "field": ""}, 503)
 
     app.add_exception_handler(ClientError, client_error)
     app.add_exception_handler(Unavailable, unavailable)
