@@ -309,6 +309,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="with --learn, write the model to MODEL every SECONDS (atomically)")
     se.add_argument("--max-batch", type=INT["count"], default=1000,
                     help="most rows in one /predict or /feedback request")
+    se.add_argument("--max-body", type=INT["count"], metavar="BYTES",
+                    help="largest request body read (413 beyond, refused before it is read "
+                         "when its length is declared); default 8 MiB")
     se.add_argument("--impression-ttl", type=_checked(float, SECONDS), default=3600.0,
                     metavar="SECONDS", help="how long a prediction waits for its feedback")
     se.add_argument("--ab", metavar="MODEL:SHARE", action="append", default=[],
@@ -786,7 +789,8 @@ def cmd_serve(args) -> int:
                         learn=args.learn,
                         snapshot_every=args.snapshot_every, redis_url=args.redis,
                         max_batch=args.max_batch, impression_ttl=args.impression_ttl,
-                        redis_timeout=args.redis_timeout)
+                        redis_timeout=args.redis_timeout,
+                        **({"max_body": args.max_body} if args.max_body else {}))
     _check_address(args.host, args.port)
     app = build_app(settings)  # a bad model file is refused before listening
     if args.server == "uvicorn" and args.workers == 1:

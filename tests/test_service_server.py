@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from service_models import ROWS, line_of, model_file, positional_of, trained
 
@@ -178,6 +179,79 @@ def test_a_clean_shutdown_writes_what_was_learned(tmp_path, server):
     saved = load(path)
     assert saved.predict_one(ROWS[0]) == served == learned.predict_one(ROWS[0])
     assert served != model.predict_one(ROWS[0])
+
+
+def _answers(client: httpx.Client) -> list:
+    """What every kind of request gets: status, media type, the body (JSON without its
+    random ids and times, HTML and text by their start) and whether the connection closes."""
+    big = b'{"features": {"C1": "' + b"x" * 70000 + b'"}}'  # over --max-body 65536
+
+    def chunked(data: bytes):
+        yield from (data[i:i + 4096] for i in range(0, len(data), 4096))
+
+    row = {"features": ROWS[420], "entities": {"user": "u 1"}}
+    requests = [
+        ("PUT", "/features/user/u%201", {"json": {"features": {"C2": "x"}, "ttl": 60}}),
+        ("GET", "/features/user/u%201?ignored=1", {}),
+        ("GET", "/features/user/nobody", {}),
+        ("POST", "/predict", {"json": row}),
+        ("POST", "/predict", {"content": chunked(orjson.dumps(row)),
+                              "headers": {"content-type": "application/json"}}),
+        ("POST", "/predict", {"content": line_of(ROWS[421]).encode(),
+                              "headers": {"content-type": "text/tab-separated-values"}}),
+        ("POST", "/predict", {"content": b"{not json"}),
+        ("POST", "/predict", {"content": big}),
+        ("POST", "/predict", {"content": chunked(big)}),
+        ("PUT", "/features/user/u2", {"content": chunked(big)}),
+        ("GET", "/predict", {}),
+        ("POST", "/feedback", {"json": {"request_id": "never-predicted", "click": 1}}),
+        ("GET", "/nowhere", {}),
+        ("GET", "/model", {}),
+        ("GET", "/health", {}),
+        ("GET", "/metrics", {}),
+        ("GET", "/docs", {}),
+        ("GET", "/openapi.json", {}),
+    ]
+    seen = []
+    for method, url, options in requests:
+        try:
+            answer = client.request(method, url, **options)
+        except httpx.HTTPError as e:
+            raise AssertionError(f"request {len(seen)}, {method} {url}: {e!r}") from e
+        kind = answer.headers.get("content-type", "").split(";")[0]
+        if kind == "application/json":
+            body = answer.json()
+            if url == "/health":  # (not its readiness and latencies: they vary)
+                body = {k: body[k] for k in ("status", "live", "reasons", "impressions")}
+            elif isinstance(body, dict):
+                for volatile in ("request_id", "request_ids", "loaded_at"):
+                    body.pop(volatile, None)
+        else:
+            body = answer.text[:40]
+        closed = answer.headers.get("connection") == "close"
+        seen.append((method, url, answer.status_code, kind, body, closed))
+    return seen
+
+
+def test_every_route_answers_alike_under_uvicorn_and_granian(tmp_path):
+    """granian serves over RSGI (service.gateway translates it for FastAPI's routes): every
+    route, status and error is what uvicorn (ASGI) gives, bodies streamed in chunks too."""
+    path = model_file(tmp_path, trained())
+    answers = {}
+    for server in ("uvicorn", "granian"):
+        with serving(path, "--learn", "--server", server, "--max-body", "65536") as client:
+            try:
+                answers[server] = _answers(client)
+            except AssertionError as e:
+                raise AssertionError(f"{server}: {e}") from e
+    assert answers["uvicorn"] == answers["granian"]
+    statuses = [status for _, _, status, *_ in answers["granian"]]
+    assert statuses == [200, 200, 404, 200, 200, 200, 422, 413, 413, 413, 405, 404, 404,
+                        200, 200, 200, 200, 200]
+    # a body refused before its end closes the connection (its rest is not a request)
+    assert [closed for *_, closed in answers["granian"]] == [s == 413 for s in statuses]
+    predictions = [body["ctr_probability"] for *_, body, _ in answers["granian"][3:5]]
+    assert predictions[0] == predictions[1]
 
 
 def run_cli(*args, env_code: str = "pass") -> subprocess.CompletedProcess:

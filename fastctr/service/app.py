@@ -35,6 +35,7 @@ from fastctr.service.arms import CONTROL, Arms, arm_names, unit_of
 from fastctr.service.breaker import Unavailable
 from fastctr.service.errors import (
     AlreadyLabelled,
+    BodyNotRead,
     ClientError,
     Conflict,
     ScoredByFallback,
@@ -709,7 +710,10 @@ def _lines(body: bytes) -> list[str]:
 
 def _install_errors(app: FastAPI) -> None:
     async def client_error(request: Request, e: ClientError) -> Response:
-        return json_answer({"detail": str(e), "field": e.field}, e.status)
+        answer = json_answer({"detail": str(e), "field": e.field}, e.status)
+        if isinstance(e, BodyNotRead):
+            answer.raw_headers.append((b"connection", b"close"))
+        return answer
 
     async def validation_error(request: Request, e: RequestValidationError) -> Response:
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid request"}

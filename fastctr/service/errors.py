@@ -21,6 +21,12 @@ class ClientError(Exception):
         self.field = field
 
 
+class BodyNotRead(ClientError):
+    """A request refused before its body's end (too large, or the client went away): its
+    answer closes the connection (``Connection: close``), since what is left of the body
+    cannot be taken for the next request."""
+
+
 class UnknownImpression(LookupError):
     """No impression is stored under this request id: never predicted, expired (TTL) or
     evicted (the store is full). HTTP 404."""

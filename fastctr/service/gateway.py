@@ -24,7 +24,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from fastctr.service.errors import ClientError
+from fastctr.service.errors import BodyNotRead
 from fastctr.service.telemetry import Telemetry, endpoint_of
 
 #: a hot route's handler: (the body, its Content-Type lower-cased) -> the answer
@@ -56,11 +56,11 @@ def header(scope: dict, name: bytes) -> bytes:
     return b""
 
 
-def _too_large(size: int, limit: int, declared: bool) -> ClientError:
+def _too_large(size: int, limit: int, declared: bool) -> BodyNotRead:
     if declared:
-        return ClientError(413, "", f"the body is {size} bytes; at most {limit} are read "
+        return BodyNotRead(413, "", f"the body is {size} bytes; at most {limit} are read "
                                     "(split the batch)")
-    return ClientError(413, "", f"the body is over {limit} bytes; split the batch")
+    return BodyNotRead(413, "", f"the body is over {limit} bytes; split the batch")
 
 
 def _declared_length(value: str | bytes | None, limit: int) -> None:
@@ -81,7 +81,7 @@ async def read_body(scope: dict, receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            raise ClientError(400, "", "the client went away before the body's end")
+            raise BodyNotRead(400, "", "the client went away before the body's end")
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -107,7 +107,7 @@ async def _rsgi_body(scope, protocol, limit: int) -> bytes:
             chunks.append(chunk)
         return b"".join(chunks)
     except RuntimeError:  # granian's ProtocolClosed/ProtocolError
-        raise ClientError(400, "", "the client went away before the body's end") from None
+        raise BodyNotRead(400, "", "the client went away before the body's end") from None
 
 
 def _asgi_scope(scope) -> dict:
