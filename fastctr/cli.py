@@ -28,7 +28,7 @@ import numpy as np
 
 from fastctr._validation import Booleans, Interval, Options, describe, is_valid
 from fastctr._version import __version__
-from fastctr.bench import SERVERS
+from fastctr.bench import DEFAULT_SERVER, SERVERS
 from fastctr.exceptions import ModelFileError, ParseError
 from fastctr.io.ahead import read_ahead
 from fastctr.io.csv import header_columns
@@ -271,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="--serve: share of predictions whose click is sent back (0: none)")
     be.add_argument("--generator", choices=("wrk", "ab"),
                     help="--serve: the load generator (default: wrk if installed, else ab)")
-    be.add_argument("--server", choices=SERVERS, default="uvicorn",
+    be.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER,
                     help="--serve: the HTTP server of fastctr serve and the floor (the baseline "
                          "runs under uvicorn)")
     be.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
@@ -294,10 +294,10 @@ def _parser() -> argparse.ArgumentParser:
     se.add_argument("--host", default="127.0.0.1", help="address to listen on")
     se.add_argument("--port", type=int, default=8000, help="port to listen on")
     se.add_argument("--workers", type=INT["count"], default=1, help="worker processes")
-    se.add_argument("--server", choices=SERVERS, default="uvicorn",
-                    help="the HTTP server: uvicorn, or granian (HTTP handled in Rust off the "
-                         "event loop: more requests/s and a shorter tail under many "
-                         "connections, slower under a few; see the README)")
+    se.add_argument("--server", choices=SERVERS, default=DEFAULT_SERVER,
+                    help="the HTTP server: granian (HTTP handled in Rust, the app called "
+                         "over RSGI: more requests/s and a short tail under many connections) "
+                         "or uvicorn (ASGI: a little faster under a few); see the README")
     se.add_argument("--redis", metavar="URL", help="Redis for impressions and entity features "
                     "(redis://host:port/db); default: in-process stores")
     se.add_argument("--redis-timeout", type=_checked(float, SECONDS), default=0.05,

@@ -1,5 +1,5 @@
 """GET /dashboard in a real browser: Debian's headless Chromium loads the page from a running
-``fastctr serve`` (a real uvicorn process fed predictions, entity-feature lookups and clicks)
+``fastctr serve`` (a real granian process fed predictions, entity-feature lookups and clicks)
 and the numbers it renders are those of GET /stats fetched around it; a screenshot is saved
 under the test's tmp dir."""
 import re

@@ -1,6 +1,6 @@
 """Operating the service (issue 16): /metrics in Prometheus text format, /stats, the live
-quality monitor fed by feedback with its warnings in /health; one real uvicorn run with two
-workers whose /metrics sums both."""
+quality monitor fed by feedback with its warnings in /health; real granian and uvicorn runs
+with two workers whose /metrics sums both."""
 import signal
 import socket
 import subprocess
@@ -144,12 +144,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_workers_metrics_and_stats_sum_both(model_path):
-    """fastctr serve --workers 2 (real uvicorn processes): each worker answers some
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_two_workers_metrics_and_stats_sum_both(model_path, server):
+    """fastctr serve --workers 2 (real server processes): each worker answers some
     requests; /metrics and /stats, from whichever worker, count all of them."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "fastctr.cli", "serve", str(model_path),
-                             "--port", str(port), "--workers", "2"],
+                             "--port", str(port), "--workers", "2", "--server", server],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fastctr.bench import SERVERS
+from fastctr.bench import DEFAULT_SERVER, SERVERS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class Point:
     service: str
     traffic: str  # "single", "single+feedback" or "batch100"
     concurrency: int
-    server: str = "uvicorn"  # the HTTP server the service ran under
+    server: str = DEFAULT_SERVER  # the HTTP server the service ran under
     generator: str = ""
     requests: int = 0
     seconds: float = 0.0
@@ -135,7 +135,7 @@ def server_of(service: str, server: str) -> str:
 
 
 def service_command(service: str, models: dict, port: int,
-                    server: str = "uvicorn") -> tuple[list[str], dict]:
+                    server: str = DEFAULT_SERVER) -> tuple[list[str], dict]:
     """The command line and environment that start ``service`` on ``port``."""
     env = dict(os.environ)
     if service == "fastctr":
@@ -152,7 +152,7 @@ def service_command(service: str, models: dict, port: int,
 
 
 @contextmanager
-def running(service: str, models: dict, cpus: set[int] | None, server: str = "uvicorn"):
+def running(service: str, models: dict, cpus: set[int] | None, server: str = DEFAULT_SERVER):
     """The service listening on a free loopback port until the block ends; yields its URL
     and process id."""
     import urllib.error
@@ -325,7 +325,7 @@ def plan(concurrency: list[int], feedback_rate: float) -> list[tuple[str, int]]:
 def run_serve_bench(out: str | os.PathLike = "bench-results", *, duration: float = 5.0,
                     concurrency: tuple[int, ...] = (1, 10, 100), feedback_rate: float = 0.005,
                     bits: int = 20, services: tuple[str, ...] = SERVICES,
-                    generator: str | None = None, server: str = "uvicorn") -> dict:
+                    generator: str | None = None, server: str = DEFAULT_SERVER) -> dict:
     """Measure both services at every point; write JSON, markdown and PNG to ``out``.
 
     Parameters
