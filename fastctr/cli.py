@@ -837,8 +837,14 @@ def _run_server(server: str, host: str, port: int, workers: int, access_log: boo
         uvicorn.run(factory, factory=True, workers=workers, host=host, port=port,
                     access_log=access_log)
         return
+    import multiprocessing
+
     from granian import Granian
     from granian.constants import Interfaces
+
+    # fresh worker processes, as uvicorn's: a fork would inherit this process's imports
+    # (prometheus-client chooses its multiprocess values on import) and threads
+    multiprocessing.set_start_method("spawn", force=True)
 
     # RSGI, granian's own interface: the hot routes skip ASGI's messages (see service.gateway)
     Granian(factory, factory=True, interface=Interfaces.RSGI, address=host, port=port,

@@ -141,6 +141,18 @@ class ServiceApp(FastAPI):
     ----------
     max_body : the most bytes of a hot route's body read (413 beyond)
     **kwargs : FastAPI's
+
+    Examples
+    --------
+    >>> from fastapi.testclient import TestClient
+    >>> app = ServiceApp(max_body=1000)
+    >>> @app.hot("/echo", summary="How long the body is")
+    ... def echo(body: bytes, content_type: bytes) -> Response:
+    ...     return json_answer({"bytes": len(body), "type": content_type.decode()})
+    >>> TestClient(app).post("/echo", content=b"abc", headers={"Content-Type": "Text/Plain"}).json()
+    {'bytes': 3, 'type': 'text/plain'}
+    >>> app.openapi()["paths"]["/echo"]["post"]["summary"]
+    'How long the body is'
     """
 
     def __init__(self, *, max_body: int, **kwargs) -> None:
