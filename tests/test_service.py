@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from live_server import serving
 from service_models import LABELS, MODELS, ROWS, line_of, model_file, positional_of, trained
 
 from fastctr import load
@@ -432,9 +433,15 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
                      max_leaves=20)
 
 
-@pytest.fixture(scope="module")
-def learner(tmp_path_factory, model):
+@pytest.fixture(scope="module", params=["in-process", "granian"])
+def learner(request, tmp_path_factory, model):
+    """A learning service: in process (ASGI), and a real ``fastctr serve`` under granian
+    (RSGI, its own way of reading bodies and answering)."""
     path = model_file(tmp_path_factory.mktemp("learner"), model)
+    if request.param == "granian":
+        with serving(path, "--learn", "--server", "granian") as client:
+            yield client
+        return
     with TestClient(create_app(path, learn=True, reload_poll=0),
                     raise_server_exceptions=False) as client:
         yield client

@@ -7,51 +7,16 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 
 import httpx
 import numpy as np
 import orjson
 import pytest
+from live_server import serving
 from service_models import ROWS, line_of, model_file, positional_of, trained
 
 from fastctr import load
-from fastctr.bench.serve_load import stop
 from fastctr.service.served import _checksum
-
-START_TIMEOUT = 90  # seconds for the process to answer /health (numba's cache, a busy machine)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serving(model_path, *options):
-    """``fastctr serve MODEL --port P OPTIONS`` until the block ends; yields an httpx client."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fastctr.cli", "serve", str(model_path), "--port", str(port),
-         *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            deadline = time.monotonic() + START_TIMEOUT
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("fastctr serve did not start:\n"
-                                       + process.stdout.read().decode(errors="replace")[-3000:])
-                time.sleep(0.1)
-            yield client
-    finally:
-        stop(process)
-        process.stdout.close()
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
