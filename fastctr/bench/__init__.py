@@ -7,5 +7,5 @@ the core never imports it."""
 SERVERS = ("granian", "uvicorn")
 
 #: the default: granian over RSGI, the faster under load (at 100 connections on one core,
-#: 1.7x uvicorn's requests/s and a p99 of 6 ms against 10-107 ms; see the README)
+#: 1.7x uvicorn's requests/s and a p99 of 6-7 ms against 10-122 ms; see the README)
 DEFAULT_SERVER = "granian"

@@ -8,8 +8,8 @@ or granian; the baseline under uvicorn, as it is written) and drives it with the
 bounded, closed-loop load from ``wrk`` (a generated Lua script posts the JSON bodies; ``wrk``
 is pinned to another CPU): single rows at each concurrency, batches of 100 rows, and single
 rows with feedback mixed in (every ``1/feedback_rate``-th prediction's id is sent back as a
-click, the CTR of the traffic). Each point reports requests/s, rows/s, p50 and p99 latency, errors
-(connection errors, timeouts, non-2xx), the CPU the load generator itself used (``wait4``'s
+click, the CTR of the traffic). Each point reports requests/s, rows/s, p50 and p99 latency,
+errors (connection errors, timeouts, non-2xx), the CPU the load generator itself used (``wait4``'s
 rusage over the wall time) and the server's CPU time per request (``/proc``: on a shared
 machine latency also counts the time spent waiting for a core, CPU time does not). Without
 ``wrk``, ``ab`` (ApacheBench, keep-alive) runs the points without feedback.

@@ -5,7 +5,7 @@
   routes are answered from ``__call__``, the others go through FastAPI.
 * RSGI (granian's own interface, what ``fastctr serve --server granian`` runs): the body
   comes as one ``bytes`` and the answer leaves in one call, without ASGI's message dicts
-  and awaited sends (at 100 connections on one core: ~30-50% more requests/s than the same
+  and awaited sends (at 100 connections on one core: 1.3-1.4x the requests/s of the same
   app over ASGI under granian, see the README's load test). The other routes go through
   FastAPI by way of ASGI messages translated here; the lifespan runs in
   ``__rsgi_init__``/``__rsgi_del__``.
